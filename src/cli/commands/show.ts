@@ -1,0 +1,11 @@
+/** `shell-sessions show`: not built yet. */
+export const usage = "Usage: shell-sessions show\n\nThis command is not yet available in this version.\n";
+
+export async function run(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  process.stderr.write("shell-sessions show: not yet available in this version\n");
+  return 1;
+}
