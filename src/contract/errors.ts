@@ -72,11 +72,18 @@ function fieldName(path: readonly PropertyKey[]): string {
 }
 
 function constraintOf(issue: z.core.$ZodIssue, received: unknown): string {
+  if (received === undefined) {
+    const detail = issue.code === "invalid_type" ? "" : ` and ${plain(issue.message)}`;
+    return `is required${detail}`;
+  }
   if (issue.code === "invalid_type") {
-    if (received === undefined) return "is required";
     return `must be ${issue.expected === "int" ? "an integer" : `of type ${issue.expected}`}`;
   }
-  return issue.message.replace(/^Invalid input: /, "").replace(/^Invalid string: /, "");
+  return plain(issue.message);
+}
+
+function plain(message: string): string {
+  return message.replace(/^Invalid input: /, "").replace(/^Invalid string: /, "");
 }
 
 export function issuesFromZod(error: z.ZodError, input: unknown): FieldIssue[] {
