@@ -104,6 +104,9 @@ function fromJose(error: unknown): AuthError {
     return new AuthError("bad_signature", "token signature is invalid for this server's secret");
   }
   if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.reason === "missing") {
+      return new AuthError("claims", `token lacks the required claim "${error.claim}" (exp, iat and iss are required)`);
+    }
     switch (error.claim) {
       case "aud":
         return new AuthError("audience", `token audience must be "${AUDIENCE}"`);
@@ -150,7 +153,7 @@ export async function verifyToken(token: string, secret: string, options: Verify
     throw new AuthError("not_yet_valid", "token is not yet valid (iat is in the future)");
   }
   if (scopes !== undefined && !(Array.isArray(scopes) && scopes.every((s) => typeof s === "string"))) {
-    throw new AuthError("claims", "token claim \"scopes\" must be an array of strings");
+    throw new AuthError("claims", 'token claim "scopes" must be an array of strings');
   }
   return { component: iss, scopes: scopes as string[] | undefined, issuedAt: iat, expiresAt: exp as number };
 }

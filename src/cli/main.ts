@@ -4,7 +4,7 @@
  * demand so that `shell-sessions shell` pays only for what a shell needs.
  */
 import { checkNodeVersion } from "./node-version.ts";
-import { type CommandName, COMMANDS, mainUsage } from "./registry.ts";
+import { COMMANDS, type CommandName, mainUsage } from "./registry.ts";
 
 async function main(argv: string[]): Promise<number> {
   const versionProblem = checkNodeVersion(process.versions.node);

@@ -19,11 +19,21 @@ export interface StartOutcome {
 }
 
 export type EndOutcome =
-  | { status: "ended"; session: SessionRecord; /** True when the session had been ended before. */ alreadyEnded: boolean }
+  | {
+      status: "ended";
+      session: SessionRecord;
+      /** True when the session had been ended before (nothing was changed). */
+      alreadyEnded: boolean;
+    }
   | { status: "not_found" };
 
 export type HeartbeatOutcome =
-  | { status: "alive"; session: SessionRecord; /** True when it had been marked abandoned and is active again. */ revived: boolean }
+  | {
+      status: "alive";
+      session: SessionRecord;
+      /** True when it had been marked abandoned and is active again. */
+      revived: boolean;
+    }
   | { status: "ended"; session: SessionRecord }
   | { status: "not_found" };
 
@@ -39,11 +49,19 @@ export interface SessionStore {
   readonly location: string;
   /** Creates or upgrades the schema. Idempotent, and safe when several instances start at once. */
   migrate(): Promise<void>;
-  /** `receivedAt` is the server's clock and starts the lease; the session's own times come from the event. */
+  /**
+   * `receivedAt` is the server's clock and starts the lease; the session's own times come from the event.
+   * An event time the calendar does not have (e.g. February 30) throws a ContractError (`invalid_argument`)
+   * naming the field, and nothing is written; the same holds for `recordEnd`.
+   */
   recordStart(event: SessionStartEvent, receivedAt: Date): Promise<StartOutcome>;
   recordEnd(event: SessionEndEvent, receivedAt: Date): Promise<EndOutcome>;
   recordHeartbeat(event: HeartbeatEvent, receivedAt: Date): Promise<HeartbeatOutcome>;
   getSession(sessionId: string): Promise<SessionRecord | undefined>;
+  /**
+   * Newest first by (started_at, session_id). `started_after` is inclusive, `started_before` exclusive.
+   * Throws a ContractError (`invalid_argument`) on a malformed cursor or an impossible time.
+   */
   listSessions(query: Omit<ListSessionsQuery, "token">): Promise<ListPage>;
   /** Marks active sessions last seen before `cutoff` as abandoned, and returns them. */
   expireLeases(cutoff: Date): Promise<SessionRecord[]>;

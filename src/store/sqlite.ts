@@ -1,0 +1,165 @@
+/**
+ * The embedded store: one SQLite file through Node's built-in `node:sqlite`.
+ *
+ * `node:sqlite` is synchronous and one connection has one transaction, so
+ * this process runs its operations on the connection one at a time (a
+ * promise queue): another call cannot slip its statements into a
+ * transaction that is waiting between two of its own.
+ *
+ * Several processes may share the file. WAL lets readers and the writer
+ * proceed together; a write transaction takes the write lock up front
+ * (`BEGIN IMMEDIATE`) and waits for it up to the busy timeout, rather than
+ * failing later on a lock upgrade. While it waits it blocks this process's
+ * event loop: bounded by the timeout, and writes are short.
+ */
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import type { SqlValue } from "./records.ts";
+import { indexedPrefix, type Migration, type Placeholder } from "./sql.ts";
+import { type Row, type SqlDatabase, type SqlExecutor, SqlSessionStore } from "./sql-store.ts";
+
+/** How long a write waits for another process's write to finish before failing with "database is locked". */
+export const SQLITE_BUSY_TIMEOUT_MS = 10_000;
+
+/*
+ * Times are ISO 8601 UTC text with milliseconds: fixed width, so text order
+ * is time order and the indexes serve the sorts. JSON columns are text.
+ * Synchronous stays FULL (the default): a start the tracker acknowledged is
+ * one the shell will not resend, so it must survive a power cut.
+ */
+const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: "sessions and event log",
+    sql: `
+      CREATE TABLE sessions (
+        session_id TEXT PRIMARY KEY,
+        start_event_id TEXT NOT NULL UNIQUE,
+        component_name TEXT NOT NULL,
+        shell_type TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'ended', 'abandoned')),
+        hostname TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        username TEXT NOT NULL,
+        home TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        python_version TEXT NOT NULL,
+        trace_id TEXT,
+        started_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        ended_at TEXT,
+        duration_seconds REAL,
+        exit_reason TEXT,
+        metadata TEXT NOT NULL CHECK (json_valid(metadata)),
+        end_metadata TEXT CHECK (end_metadata IS NULL OR json_valid(end_metadata))
+      ) STRICT;
+      CREATE INDEX sessions_by_start ON sessions (started_at DESC, session_id DESC);
+      CREATE INDEX sessions_by_component ON sessions (${indexedPrefix("component_name")}, started_at DESC, session_id DESC);
+      CREATE INDEX sessions_by_status ON sessions (status, started_at DESC, session_id DESC);
+      CREATE INDEX sessions_by_hostname ON sessions (${indexedPrefix("hostname")}, started_at DESC, session_id DESC);
+      CREATE INDEX sessions_active_by_last_seen ON sessions (last_seen_at) WHERE status = 'active';
+
+      CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        event_type TEXT NOT NULL,
+        session_id TEXT NOT NULL REFERENCES sessions (session_id),
+        received_at TEXT NOT NULL,
+        payload TEXT NOT NULL CHECK (json_valid(payload))
+      ) STRICT;
+      CREATE INDEX events_by_session ON events (session_id);
+    `,
+  },
+];
+
+/** Creates the file owner-only (it names users and hosts), and its directory, if missing. */
+function prepareFile(path: string): void {
+  if (path === ":memory:" || existsSync(path)) return;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, "a", 0o600));
+}
+
+class SqliteDatabase implements SqlDatabase {
+  readonly kind = "sqlite";
+  readonly location: string;
+  readonly placeholder: Placeholder = (n) => `?${n}`;
+  // The write lock taken by BEGIN IMMEDIATE already covers every row.
+  readonly lockRowSuffix = "";
+  readonly migrationLockSql = null;
+  readonly migrationsTableSql = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  ) STRICT`;
+  readonly migrations = MIGRATIONS;
+  private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Statements on the connection as it is, for use inside `exclusive`. */
+  private readonly direct: SqlExecutor;
+
+  constructor(path: string) {
+    prepareFile(path);
+    this.location = `sqlite:${path}`;
+    this.db = new DatabaseSync(path, { timeout: SQLITE_BUSY_TIMEOUT_MS, enableForeignKeyConstraints: true });
+    // Persistent in the file: readers never block the writer, nor it them.
+    this.db.exec("PRAGMA journal_mode = WAL");
+    this.direct = {
+      rows: async (sql, params = []) => this.statement(sql).all(...(params as SQLInputValue[])) as Row[],
+      script: async (sql) => this.db.exec(sql),
+    };
+  }
+
+  /** Prepared once per SQL text and reused. */
+  private statement(sql: string): StatementSync {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** Runs `work` when every earlier call on this connection has finished. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work);
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  rows(sql: string, params?: readonly SqlValue[]): Promise<Row[]> {
+    return this.exclusive(() => this.direct.rows(sql, params));
+  }
+
+  script(sql: string): Promise<void> {
+    return this.exclusive(() => this.direct.script(sql));
+  }
+
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        const result = await work(this.direct);
+        this.db.exec("COMMIT");
+        return result;
+      } catch (error) {
+        if (this.db.isTransaction) this.db.exec("ROLLBACK");
+        throw error;
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return this.exclusive(async () => {
+      this.statements.clear();
+      this.db.close();
+    });
+  }
+}
+
+/** A store on the SQLite file at `path` (absolute, or `:memory:`). Call `migrate()` before use; `openStore` does. */
+export function sqliteStore(path: string): SqlSessionStore {
+  return new SqlSessionStore(new SqliteDatabase(path));
+}
