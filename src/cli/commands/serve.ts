@@ -1,11 +1,239 @@
-/** `shell-sessions serve`: not built yet. */
-export const usage = "Usage: shell-sessions serve\n\nThis command is not yet available in this version.\n";
+/** `shell-sessions serve`: run the Session-Buddy-compatible tracker server. */
+import { parseArgs } from "node:util";
+import { AuthError, SecretError } from "../../auth/jwt.ts";
+import { secretFilePath } from "../../auth/secret.ts";
+import { stderrLogger } from "../../server/log.ts";
+import {
+  DEFAULT_BODY_LIMIT_BYTES,
+  DEFAULT_HOST,
+  DEFAULT_LEASE_SECONDS,
+  DEFAULT_PATH,
+  DEFAULT_PORT,
+  DEFAULT_SERVICE_NAME,
+  ENV_LEASE_SECONDS,
+  ENV_SECRET,
+  ENV_STORE,
+  ENV_TOKEN,
+  OptionError,
+  parseByteSize,
+  parseOrigin,
+  parsePort,
+  resolveLeaseSeconds,
+  resolveStoreSpec,
+  sweepIntervalMs,
+} from "../../server/options.ts";
+import { startServerSdk } from "../../server/otel-sdk.ts";
+import { startStdioTracker, startTrackerServer } from "../../server/tracker.ts";
+
+export const usage = `Usage: shell-sessions serve [options]
+
+Run the tracker server: a Session-Buddy-compatible MCP server that records
+admin shell sessions. MCP over Streamable HTTP at http://${DEFAULT_HOST}:${DEFAULT_PORT}${DEFAULT_PATH}
+by default, or over stdio for clients that spawn it.
+
+Options:
+  --host HOST              address to bind (default ${DEFAULT_HOST}); a non-loopback
+                           address is reachable from other hosts and prints a warning
+  --port PORT              TCP port (default ${DEFAULT_PORT}; 0 picks a free port)
+  --stdio                  serve MCP on stdin/stdout instead of HTTP
+  --store SPEC             where sessions are kept: sqlite:PATH or a postgres:// URL
+                           (default $${ENV_STORE}, else sqlite:<state dir>/tracker.db)
+  --lease SECONDS          a session with no heartbeat or end for this long is marked
+                           abandoned (default $${ENV_LEASE_SECONDS}, else ${DEFAULT_LEASE_SECONDS})
+  --allow-origin ORIGIN    also accept browser requests from ORIGIN, e.g.
+                           http://localhost:3000 (repeatable; other foreign origins get 403)
+  --allow-host HOST[:PORT] also accept this Host header (repeatable; needed behind a
+                           proxy or load balancer when binding a loopback address)
+  --max-body SIZE          request body limit, e.g. 1048576, 512k, 1m (default 1m);
+                           larger requests get 413
+  --insecure-no-auth       DANGEROUS: accept calls without any token. Refused with a
+                           non-loopback --host unless --allow-insecure-remote is given too
+  --allow-insecure-remote  allow --insecure-no-auth on a non-loopback address
+  -h, --help               show this help
+
+Environment:
+  ${ENV_SECRET}      the shared HS256 secret (at least 32 characters). If unset,
+                            the secret file in the state dir is used; on first start one
+                            is generated there (mode 0600) so local shells of the same
+                            user find it. A shorter secret refuses to start.
+  ${ENV_TOKEN}       with --stdio: the identity of calls that carry no token
+                            argument (verified on start)
+  SHELL_SESSIONS_STATE_DIR  the state dir (default $XDG_STATE_HOME/otel-shell-sessions,
+                            else ~/.local/state/otel-shell-sessions)
+  ${ENV_STORE}, ${ENV_LEASE_SECONDS}   defaults for --store and --lease
+  OTEL_*                    standard OpenTelemetry settings for the server's own spans
+                            and metrics, e.g. OTEL_TRACES_EXPORTER=otlp,
+                            OTEL_METRICS_EXPORTER=prometheus (port 9464, or
+                            OTEL_EXPORTER_PROMETHEUS_PORT), OTEL_SDK_DISABLED=true;
+                            service.name defaults to ${DEFAULT_SERVICE_NAME}
+
+Examples:
+  shell-sessions serve
+  shell-sessions serve --port 0 --store sqlite:/var/lib/tracker/tracker.db --lease 120
+  ${ENV_SECRET}=$(cat /etc/tracker/secret) shell-sessions serve \\
+      --store postgres://tracker@db.internal:5432/tracker --host 0.0.0.0
+`;
+
+const options = {
+  host: { type: "string" },
+  port: { type: "string" },
+  stdio: { type: "boolean" },
+  store: { type: "string" },
+  lease: { type: "string" },
+  "allow-origin": { type: "string", multiple: true },
+  "allow-host": { type: "string", multiple: true },
+  "max-body": { type: "string" },
+  "insecure-no-auth": { type: "boolean" },
+  "allow-insecure-remote": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function usageError(message: string): number {
+  process.stderr.write(`shell-sessions serve: ${message}\n\n${usage}`);
+  return 2;
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
+function untilSignal(): { signal: Promise<string>; dispose(): void } {
+  let onSignal: (signal: string) => void = () => {};
+  const signal = new Promise<string>((resolve) => {
+    let seen = false;
+    onSignal = (name: string) => {
+      if (seen) {
+        process.stderr.write(`shell-sessions serve: ${name} again, exiting now\n`);
+        process.exit(130);
+      }
+      seen = true;
+      resolve(name);
+    };
+  });
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal,
+    dispose() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
+
+const parse = (args: string[]) => parseArgs({ args, options, allowPositionals: false, strict: true });
 
 export async function run(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
+  let values: ReturnType<typeof parse>["values"];
+  try {
+    ({ values } = parse(args));
+  } catch (error) {
+    return usageError((error as Error).message);
+  }
+  if (values.help) {
     process.stdout.write(usage);
     return 0;
   }
-  process.stderr.write("shell-sessions serve: not yet available in this version\n");
-  return 1;
+
+  const log = stderrLogger();
+  let settings: {
+    host: string;
+    port: number;
+    leaseSeconds: number;
+    bodyLimitBytes: number;
+    allowedOrigins: string[];
+    allowedHosts: string[];
+    store: string | undefined;
+  };
+  try {
+    settings = {
+      host: values.host ?? DEFAULT_HOST,
+      port: values.port !== undefined ? parsePort(values.port) : DEFAULT_PORT,
+      leaseSeconds: resolveLeaseSeconds(values.lease),
+      bodyLimitBytes:
+        values["max-body"] !== undefined ? parseByteSize(values["max-body"], "--max-body") : DEFAULT_BODY_LIMIT_BYTES,
+      allowedOrigins: (values["allow-origin"] ?? []).map(parseOrigin),
+      allowedHosts: values["allow-host"] ?? [],
+      store: resolveStoreSpec(values.store),
+    };
+  } catch (error) {
+    if (error instanceof OptionError) return usageError(error.message);
+    throw error;
+  }
+  const stdio = values.stdio === true;
+  if (stdio) {
+    // Stdout carries the protocol: anything printed there (a console exporter, a stray log) would corrupt it.
+    console.log = console.error;
+    console.info = console.error;
+    console.debug = console.error;
+  }
+
+  const sdk = startServerSdk();
+  const signals = untilSignal();
+  const common = {
+    insecureNoAuth: values["insecure-no-auth"] === true,
+    allowInsecureRemote: values["allow-insecure-remote"] === true,
+    leaseSeconds: settings.leaseSeconds,
+    log,
+    ...(settings.store !== undefined ? { store: settings.store } : {}),
+  };
+  let close: () => Promise<void>;
+  let done: Promise<string>;
+  try {
+    if (stdio) {
+      const envToken = process.env[ENV_TOKEN];
+      const tracker = await startStdioTracker({
+        ...common,
+        ...(envToken ? { environmentToken: envToken } : {}),
+        maxMessageBytes: settings.bodyLimitBytes,
+      });
+      close = () => tracker.close();
+      done = Promise.race([signals.signal, tracker.closed.then(() => "end of input")]);
+      log.info(`serving MCP on stdio`);
+    } else {
+      const tracker = await startTrackerServer({
+        ...common,
+        host: settings.host,
+        port: settings.port,
+        bodyLimitBytes: settings.bodyLimitBytes,
+        allowedOrigins: settings.allowedOrigins,
+        allowedHosts: settings.allowedHosts,
+      });
+      close = () => tracker.close();
+      done = signals.signal;
+      log.info(`listening on ${tracker.url}`);
+    }
+  } catch (error) {
+    signals.dispose();
+    await sdk.shutdown();
+    if (error instanceof SecretError || error instanceof AuthError || error instanceof OptionError) {
+      process.stderr.write(`shell-sessions serve: ${error.message}\n`);
+      if (error instanceof SecretError && process.env[ENV_SECRET] === undefined) {
+        process.stderr.write(`(the secret file is ${secretFilePath()})\n`);
+      }
+      return error instanceof OptionError ? 2 : 1;
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    process.stderr.write(
+      `shell-sessions serve: could not start: ${error instanceof Error ? error.message : String(error)}${code === "EADDRINUSE" ? " (pick another --port, or 0 for a free one)" : ""}\n`,
+    );
+    return 1;
+  }
+  log.info(
+    sdk.enabled
+      ? `telemetry: OpenTelemetry SDK on (service.name ${sdk.serviceName}; exporters from the OTEL_* environment)`
+      : "telemetry: OpenTelemetry SDK disabled (OTEL_SDK_DISABLED)",
+  );
+  log.info(`lease sweep every ${sweepIntervalMs(settings.leaseSeconds) / 1000} s`);
+
+  const reason = await done;
+  signals.dispose();
+  log.info(`stopping (${reason}): finishing requests in flight`);
+  try {
+    await close();
+  } catch (error) {
+    log.error(`error while stopping: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  await sdk.shutdown();
+  log.info("stopped");
+  // Should a library leave a handle open, still exit once the work is done.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+  return 0;
 }

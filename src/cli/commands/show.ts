@@ -1,11 +1,135 @@
-/** `shell-sessions show`: not built yet. */
-export const usage = "Usage: shell-sessions show\n\nThis command is not yet available in this version.\n";
+/** `shell-sessions show`: every field of one tracked session, reading the store directly. */
+import { parseArgs } from "node:util";
+import { sanitizeText } from "../../contract/sanitize.ts";
+import type { SessionRecord } from "../../contract/schemas.ts";
+import { expireLeases } from "../../server/lease.ts";
+import {
+  DEFAULT_LEASE_SECONDS,
+  ENV_LEASE_SECONDS,
+  ENV_STORE,
+  OptionError,
+  resolveLeaseSeconds,
+  resolveStoreSpec,
+} from "../../server/options.ts";
+import { defaultStoreSpec, openStore } from "../../store/index.ts";
+import { formatDuration } from "./list.ts";
+
+export const usage = `Usage: shell-sessions show SESSION_ID [options]
+
+Show every field of one tracked session, reading the tracker's store directly.
+
+Options:
+  --json              print the session as JSON
+  --store SPEC        sqlite:PATH or a postgres:// URL (default $${ENV_STORE},
+                      else sqlite:<state dir>/tracker.db)
+  --lease SECONDS     the lease to apply first (default $${ENV_LEASE_SECONDS}, else ${DEFAULT_LEASE_SECONDS})
+  -h, --help          show this help
+
+Examples:
+  shell-sessions show sess_3q2H0bRk1n7cWmZl0sY4xA
+  shell-sessions show sess_3q2H0bRk1n7cWmZl0sY4xA --json
+`;
+
+function usageError(message: string): number {
+  process.stderr.write(`shell-sessions show: ${message}\n\n${usage}`);
+  return 2;
+}
+
+function text(value: unknown, indent: string): string {
+  if (value === null || value === undefined) return "-";
+  if (typeof value === "object") {
+    // JSON escapes control characters itself; continuation lines line up under the value column.
+    return JSON.stringify(value, null, 2).replace(/\n/g, `\n${indent}`);
+  }
+  return sanitizeText(String(value), 2000) || "-";
+}
+
+export function formatSession(session: SessionRecord): string {
+  const rows: [string, unknown][] = [
+    ["session_id", session.session_id],
+    ["status", session.status],
+    ["component", session.component_name],
+    ["shell_type", session.shell_type],
+    ["host", session.hostname],
+    ["pid", session.pid],
+    ["user", session.username],
+    ["home", session.home],
+    ["cwd", session.cwd],
+    ["platform", session.platform],
+    ["runtime", session.python_version],
+    ["trace_id", session.trace_id],
+    ["started_at", session.started_at],
+    ["last_seen_at", session.last_seen_at],
+    ["ended_at", session.ended_at],
+    ["duration", session.duration_seconds === null ? null : formatDuration(session.duration_seconds)],
+    ["duration_seconds", session.duration_seconds],
+    ["exit_reason", session.exit_reason],
+    ["start_event_id", session.start_event_id],
+    ["metadata", session.metadata],
+    ["end_metadata", session.end_metadata],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const indent = " ".repeat(width + 2);
+  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${text(v, indent)}`).join("\n")}\n`;
+}
+
+const parse = (args: string[]) =>
+  parseArgs({
+    args,
+    options: {
+      json: { type: "boolean" },
+      store: { type: "string" },
+      lease: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
 
 export async function run(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(args);
+  } catch (error) {
+    return usageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
     process.stdout.write(usage);
     return 0;
   }
-  process.stderr.write("shell-sessions show: not yet available in this version\n");
-  return 1;
+  if (positionals.length !== 1 || positionals[0] === "") return usageError("give exactly one SESSION_ID");
+  const sessionId = positionals[0] as string;
+  let leaseSeconds: number;
+  try {
+    leaseSeconds = resolveLeaseSeconds(values.lease);
+  } catch (error) {
+    if (error instanceof OptionError) return usageError(error.message);
+    throw error;
+  }
+  const spec = resolveStoreSpec(values.store) ?? defaultStoreSpec();
+  let store: Awaited<ReturnType<typeof openStore>>;
+  try {
+    store = await openStore(spec);
+  } catch (error) {
+    process.stderr.write(`shell-sessions show: cannot open the store: ${(error as Error).message}\n`);
+    return 1;
+  }
+  try {
+    await expireLeases(store, leaseSeconds);
+    const session = await store.getSession(sessionId);
+    if (!session) {
+      process.stderr.write(
+        `shell-sessions show: no session with id "${sanitizeText(sessionId, 100)}" in ${store.location}; see \`shell-sessions list\` for the ids\n`,
+      );
+      return 1;
+    }
+    process.stdout.write(values.json ? `${JSON.stringify(session, null, 2)}\n` : formatSession(session));
+    return 0;
+  } catch (error) {
+    process.stderr.write(`shell-sessions show: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
 }

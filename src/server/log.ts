@@ -1,0 +1,26 @@
+/**
+ * The server's log: one line per message on stderr. Never stdout, which
+ * belongs to the MCP protocol when serving over stdio. Callers never pass a
+ * token or secret; messages are still stripped of control characters so a
+ * caller-supplied value cannot forge log lines.
+ */
+import { sanitizeText } from "../contract/sanitize.ts";
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export function stderrLogger(prefix = "shell-sessions serve", stream: NodeJS.WritableStream = process.stderr): Logger {
+  const write = (level: string, message: string) => {
+    stream.write(`${prefix}: ${level}${sanitizeText(message, 4000)}\n`);
+  };
+  return {
+    info: (message) => write("", message),
+    warn: (message) => write("WARNING: ", message),
+    error: (message) => write("error: ", message),
+  };
+}
+
+export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };

@@ -1,0 +1,117 @@
+/**
+ * The programmatic entry point (`otel-shell-sessions/server`) in-process:
+ * start on a free port with a store of the caller's, serve real MCP clients,
+ * answer a failing store with structured errors rather than crashes, close.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { GetSessionResult, SessionStartResult } from "../../src/contract/schemas.ts";
+import { DEFAULT_HOST, DEFAULT_LEASE_SECONDS, DEFAULT_PATH, startTrackerServer } from "../../src/server/index.ts";
+import { openStore } from "../../src/store/index.ts";
+import { connectHttp, startPayload, tokenFor } from "../helpers/mcp-client.ts";
+import { randomSecret } from "../helpers/tracker.ts";
+
+test("startTrackerServer serves MCP on a free loopback port and closes cleanly", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "otel-shell-sessions-api-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const secret = randomSecret();
+  const tracker = await startTrackerServer({ store: `sqlite:${join(dir, "tracker.db")}`, secret, port: 0 });
+  let closed = false;
+  t.after(async () => {
+    if (!closed) await tracker.close();
+  });
+  assert.equal(tracker.host, DEFAULT_HOST);
+  assert.equal(tracker.url, `http://127.0.0.1:${tracker.port}${DEFAULT_PATH}`);
+  assert.ok(tracker.port > 0);
+
+  const client = await connectHttp(tracker.url, { token: await tokenFor(secret, "mahavishnu") });
+  const start = SessionStartResult.parse((await client.call("track_session_start", startPayload())).result);
+  assert.equal(start.status, "tracked");
+  const health = await client.call("health_check");
+  assert.equal(health.result.lease_seconds, DEFAULT_LEASE_SECONDS);
+  assert.equal(health.result.active_sessions, 1);
+  await client.close();
+
+  await tracker.close();
+  closed = true;
+  await assert.rejects(fetch(tracker.url, { method: "POST" }), "nothing listens after close()");
+  // It closed the store it opened; the data is on disk.
+  const store = await openStore(`sqlite:${join(dir, "tracker.db")}`);
+  t.after(() => store.close());
+  assert.equal((await store.getSession(start.session_id as string))?.status, "active");
+});
+
+test("a store that fails is answered with structured unavailable errors, and the server keeps serving", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "otel-shell-sessions-api-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = await openStore(`sqlite:${join(dir, "tracker.db")}`);
+  const secret = randomSecret();
+  const tracker = await startTrackerServer({ store, secret, port: 0 });
+  t.after(() => tracker.close());
+  const client = await connectHttp(tracker.url, { token: await tokenFor(secret, "mahavishnu") });
+  t.after(() => client.close());
+
+  // The caller owns this store; closing it under the server makes every query fail.
+  await store.close();
+  const health = await client.call("health_check");
+  assert.equal(health.raw.isError, true);
+  assert.equal(health.result.status, "error");
+  assert.equal(health.result.code, "unavailable");
+
+  const start = await client.call("track_session_start", startPayload());
+  assert.equal(start.raw.isError, true);
+  const result = SessionStartResult.parse(start.result);
+  assert.equal(result.status, "error");
+  assert.equal(result.session_id, null);
+  assert.equal(result.code, "unavailable");
+  assert.match(result.error ?? "", /not recorded/);
+
+  const get = GetSessionResult.parse((await client.call("get_session", { session_id: "sess_x" })).result);
+  assert.equal(get.status, "error");
+  assert.equal(get.session, null);
+});
+
+test("close() stops accepting but lets a request in flight finish", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "otel-shell-sessions-api-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const real = await openStore(`sqlite:${join(dir, "tracker.db")}`);
+  t.after(() => real.close());
+  // The real store, with starts held until the test lets them through: a request deterministically in flight.
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let arrived: () => void = () => {};
+  const startArrived = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  const heldStart: typeof real.recordStart = async (...args) => {
+    arrived();
+    await released;
+    return real.recordStart(...args);
+  };
+  const store = new Proxy(real, {
+    get(target, property) {
+      if (property === "recordStart") return heldStart;
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const secret = randomSecret();
+  const tracker = await startTrackerServer({ store, secret, port: 0 });
+  const client = await connectHttp(tracker.url, { token: await tokenFor(secret, "mahavishnu") });
+  t.after(() => client.close());
+
+  const inFlight = client.call("track_session_start", startPayload());
+  await startArrived;
+  const closing = tracker.close();
+  await assert.rejects(fetch(tracker.url, { method: "POST" }), "no new connection is accepted while stopping");
+  release();
+  const result = SessionStartResult.parse((await inFlight).result);
+  assert.equal(result.status, "tracked");
+  await closing;
+  assert.equal((await real.getSession(result.session_id as string))?.status, "active");
+});
