@@ -158,7 +158,10 @@ describe("HTTP front", () => {
     const unknown = await client.call("track_session_pause", {});
     assert.equal(unknown.raw.isError, true);
     assert.equal(unknown.result.code, "invalid_argument");
-    assert.match(String(unknown.result.error), /unknown tool "track_session_pause"; this server has: track_session_start, /);
+    assert.match(
+      String(unknown.result.error),
+      /unknown tool "track_session_pause"; this server has: track_session_start, /,
+    );
 
     for (const [tool, args, field] of [
       ["list_sessions", { limit: 0 }, "limit"],
