@@ -1,11 +1,257 @@
-/** `shell-sessions spool`: not built yet. */
-export const usage = "Usage: shell-sessions spool\n\nThis command is not yet available in this version.\n";
+/** `shell-sessions spool`: show what waits in the local spool, or deliver it now. */
+import { parseArgs } from "node:util";
+
+export const usage = `Usage: shell-sessions spool [--json] [--limit N]
+       shell-sessions spool drain [--url URL | --command CMD] [--timeout SECONDS]
+
+Session events that could not be delivered to the tracker when they happened
+(tracker down or slow, credentials refused, the shell exiting) wait in a local
+spool: one SQLite file in the state dir. Any later program using
+otel-shell-sessions on this host delivers them in the background; this command
+shows them, or delivers them now.
+
+  spool                 list waiting events: counts per state, the oldest one's age,
+                        and per event its type, component, session, attempts and last error
+    --json              the same as JSON
+    --limit N           list at most N events (default 50)
+
+  spool drain           deliver every waiting event now, in order (a session's start
+                        before its end), including ones rejected before (after you fixed
+                        the credentials). Prints a summary; exits 0 when nothing is left,
+                        1 when events are still waiting, 2 on bad usage.
+    --url URL           tracker over Streamable HTTP (default: $SESSION_BUDDY_URL,
+                        else http://127.0.0.1:8678/mcp)
+    --command CMD       spawn the tracker over stdio instead (default: $SESSION_BUDDY_COMMAND),
+                        e.g. --command "shell-sessions serve --stdio"
+    --timeout SECONDS   stop starting new deliveries after this long (default 60)
+
+Environment:
+  SHELL_SESSIONS_STATE_DIR   where the spool lives (default: $XDG_STATE_HOME/otel-shell-sessions,
+                             else ~/.local/state/otel-shell-sessions)
+  SESSION_BUDDY_TOKEN        a JWT to send; else one is minted from SESSION_BUDDY_SECRET or
+                             from the local tracker's generated secret
+  SHELL_SESSIONS_LOG         debug | info | warn | error | silent (default warn)
+
+Examples:
+  shell-sessions spool
+  shell-sessions spool drain --timeout 30
+  SESSION_BUDDY_TOKEN=$(shell-sessions token --component mahavishnu) shell-sessions spool drain
+`;
+
+function usageError(message: string): number {
+  process.stderr.write(`shell-sessions spool: ${message}\n\n${usage}`);
+  return 2;
+}
 
 export async function run(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     process.stdout.write(usage);
     return 0;
   }
-  process.stderr.write("shell-sessions spool: not yet available in this version\n");
-  return 1;
+  if (args[0] === "drain") return drain(args.slice(1));
+  let values: { json?: boolean; limit?: string };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { json: { type: "boolean" }, limit: { type: "string" } },
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    return usageError((error as Error).message);
+  }
+  let limit = 50;
+  if (values.limit !== undefined) {
+    if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 100_000) {
+      return usageError("--limit must be a whole number from 1 to 100000");
+    }
+    limit = Number(values.limit);
+  }
+  return show(values.json === true, limit);
+}
+
+function age(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172_800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
+}
+
+async function show(json: boolean, limit: number): Promise<number> {
+  const { resolveDeliveryOptions, Spool, SPOOL_FILE_NAME } = await import("../../exporter/index.ts");
+  const { stateDir } = await import("../../state-dir.ts");
+  const { join } = await import("node:path");
+  const resolved = resolveDeliveryOptions(process.env);
+  const path = resolved.enabled ? resolved.options.spoolPath : join(stateDir(process.env), SPOOL_FILE_NAME);
+  if (!Spool.exists(path)) {
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({ path, pending: 0, rejected: 0, quarantined: 0, lost: 0, oldest_age_seconds: null, events: [] }, null, 2)}\n`,
+      );
+    } else {
+      process.stdout.write(`The spool is empty (no spool at ${path}).\n`);
+    }
+    return 0;
+  }
+  const spool = Spool.open(path, {
+    limits: { maxEvents: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER },
+    onWarning: (m) => process.stderr.write(`shell-sessions spool: ${m}\n`),
+  });
+  try {
+    const stats = spool.stats();
+    const rows = spool.batch(0, limit);
+    const now = Date.now();
+    const events = rows.map((r) => ({
+      seq: r.seq,
+      type: r.kind === "start" ? "session_start" : r.kind === "end" ? "session_end" : r.kind,
+      state: r.state,
+      component: r.component,
+      session: r.trackerSessionId ?? r.localSessionId ?? r.startEventId,
+      trace_id: r.traceId,
+      event_id: r.eventId,
+      age_seconds: Math.round((now - r.createdAt) / 1000),
+      attempts: r.attempts,
+      last_error: r.lastError,
+    }));
+    const oldest = stats.oldestCreatedAt === null ? null : Math.round((now - stats.oldestCreatedAt) / 1000);
+    if (json) {
+      const quarantined = spool.quarantined(limit);
+      process.stdout.write(
+        `${JSON.stringify({ path, ...stats, oldest_age_seconds: oldest, events, quarantine: quarantined }, null, 2)}\n`,
+      );
+      return 0;
+    }
+    const waiting = stats.pending + stats.rejected;
+    const lines = [
+      `Spool: ${path}`,
+      `Waiting: ${waiting} (pending ${stats.pending}, rejected ${stats.rejected})` +
+        (oldest !== null ? `, oldest ${age(oldest * 1000)} old` : ""),
+      `Quarantined: ${stats.quarantined}   Lost: ${stats.lost}`,
+    ];
+    if (events.length > 0) {
+      const header = ["SEQ", "TYPE", "STATE", "COMPONENT", "SESSION", "AGE", "ATTEMPTS", "LAST ERROR"];
+      const table = events.map((e) => [
+        String(e.seq),
+        e.type,
+        e.state,
+        e.component,
+        e.session,
+        age(e.age_seconds * 1000),
+        String(e.attempts),
+        (e.last_error ?? "").slice(0, 80),
+      ]);
+      const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] as string).length)));
+      const fmt = (row: string[]) =>
+        row
+          .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] as number)))
+          .join("  ")
+          .trimEnd();
+      lines.push("", fmt(header), ...table.map(fmt));
+      if (waiting > events.length) lines.push(`… and ${waiting - events.length} more (use --limit)`);
+    }
+    if (waiting > 0) lines.push("", "Deliver them now with: shell-sessions spool drain");
+    process.stdout.write(`${lines.join("\n")}\n`);
+    return 0;
+  } finally {
+    spool.close();
+  }
+}
+
+async function drain(args: string[]): Promise<number> {
+  let values: { url?: string; command?: string; timeout?: string };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { url: { type: "string" }, command: { type: "string" }, timeout: { type: "string" } },
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    return usageError((error as Error).message);
+  }
+  const { createLogger, describeTransport, resolveDeliveryOptions, SessionDelivery, Spool } = await import(
+    "../../exporter/index.ts"
+  );
+  const { parseCommand, parseUrl } = await import("../../exporter/options.ts");
+  if (values.url !== undefined && values.command !== undefined) {
+    return usageError("give either --url or --command, not both");
+  }
+  let timeoutSeconds = 60;
+  if (values.timeout !== undefined) {
+    const n = Number(values.timeout);
+    if (!/^\d+(\.\d+)?$/.test(values.timeout) || !(n > 0) || n > 86_400) {
+      return usageError("--timeout must be a number of seconds greater than 0 and at most 86400, such as 60");
+    }
+    timeoutSeconds = n;
+  }
+  let transport: import("../../exporter/options.ts").TransportSpec | undefined;
+  try {
+    if (values.url !== undefined) transport = { kind: "http", url: parseUrl(values.url, "--url") };
+    if (values.command !== undefined) transport = { kind: "stdio", ...parseCommand(values.command, "--command") };
+  } catch (error) {
+    return usageError((error as Error).message);
+  }
+  // An explicit drain runs even where background delivery is switched off.
+  const env = { ...process.env, SHELL_SESSIONS_DELIVERY: "on" };
+  const log = createLogger();
+  const resolved = resolveDeliveryOptions(env, transport ? { transport } : {});
+  for (const problem of resolved.problems) log.warn(problem.message);
+  if (!resolved.enabled) {
+    process.stderr.write(`shell-sessions spool drain: ${resolved.reason}\n`);
+    return 2;
+  }
+  const options = resolved.options;
+  if (!Spool.exists(options.spoolPath)) {
+    process.stdout.write(`Nothing to deliver (no spool at ${options.spoolPath}).\n`);
+    return 0;
+  }
+  const delivery = new SessionDelivery({ options, log, mode: "drain" });
+  const tty = process.stderr.isTTY === true;
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  const total = { delivered: 0, rejected: 0, failed: 0, quarantined: 0, waiting: 0 };
+  let busy = false;
+  try {
+    for (let pass = 0; ; pass++) {
+      const summary = await delivery.drain({
+        now: true,
+        deadline,
+        onProgress: (_done, s) => {
+          if (tty) {
+            process.stderr.write(
+              `\rdelivering to ${describeTransport(options.transport)}: ${total.delivered + s.delivered} delivered, ${total.rejected + s.rejected} rejected, ${total.failed + s.failed} failed`,
+            );
+          }
+        },
+      });
+      busy = summary.busy;
+      if (busy && Date.now() < deadline) {
+        // Another process is draining: wait for its pass to end rather than fail at once.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        continue;
+      }
+      total.delivered += summary.delivered;
+      total.rejected += summary.rejected;
+      total.failed += summary.failed;
+      total.quarantined += summary.quarantined;
+      total.waiting = summary.waiting;
+      // Another pass helps only when this one made progress (an end waiting for a start delivered late).
+      if (busy || summary.waiting === 0 || summary.delivered === 0 || Date.now() >= deadline || pass >= 200) break;
+    }
+  } finally {
+    if (tty) process.stderr.write("\r\x1b[K");
+    await delivery.shutdown();
+  }
+  if (busy) {
+    process.stderr.write("shell-sessions spool drain: another process is draining this spool now; try again shortly\n");
+    return 1;
+  }
+  const parts = [`delivered ${total.delivered}`, `rejected ${total.rejected}`, `still waiting ${total.waiting}`];
+  if (total.quarantined > 0) parts.push(`quarantined ${total.quarantined}`);
+  process.stdout.write(`${parts.join(", ")}\n`);
+  if (total.waiting > 0) {
+    process.stderr.write(
+      `shell-sessions spool drain: ${total.waiting} event(s) still waiting; see them with: shell-sessions spool\n`,
+    );
+    return 1;
+  }
+  return 0;
 }

@@ -1,0 +1,213 @@
+/**
+ * One MCP client connection to the tracker, with the official SDK: Streamable
+ * HTTP or stdio (spawning the server), connected lazily, `tools/list` once per
+ * connection to learn which optional tools exist.
+ *
+ * Every call has a timeout that really aborts it: the SDK's own request
+ * timeout only stops waiting, while the HTTP request (or a stuck stdio
+ * server) lives on; so a timed-out call closes the whole connection, which
+ * aborts the fetch or ends the child process, and the next call reconnects.
+ *
+ * The SDK modules are imported on first use, so loading the exporter costs a
+ * shell's start-up nothing.
+ */
+import { createRequire } from "node:module";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { CallToolResultLike } from "../contract/index.ts";
+import { DeliveryFailure } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { ENV, type TransportSpec } from "./options.ts";
+
+const pkg = createRequire(import.meta.url)("../../package.json") as { name: string; version: string };
+export const CLIENT_INFO = { name: pkg.name, version: pkg.version } as const;
+
+export interface ConnectionOptions {
+  transport: TransportSpec;
+  timeoutMs: number;
+  /** Sent as `Authorization: Bearer` on every HTTP request; stdio servers read credentials from their environment. */
+  bearer: string | undefined;
+  /** The environment passed to a stdio server (with delivery switched off there, so it never delivers to itself). */
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+}
+
+type Closer = { close(): Promise<void> };
+
+export class McpConnection {
+  readonly #options: ConnectionOptions;
+  #client: Client | undefined;
+  #connecting: Promise<Client> | undefined;
+  #transport: Closer | undefined;
+  #tools: Set<string> | undefined;
+  #closed = false;
+  /** Bumped on every close, so a late callback of an old connection changes nothing. */
+  #generation = 0;
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+  }
+
+  get connected(): boolean {
+    return this.#client !== undefined;
+  }
+
+  /** Tools the server listed on this connection; undefined until connected. */
+  hasTool(name: string): boolean {
+    return this.#tools?.has(name) ?? false;
+  }
+
+  /** Calls a tool; throws DeliveryFailure-classifiable errors. `meta` goes into `params._meta`. */
+  async callTool(
+    name: string,
+    args: Record<string, unknown>,
+    meta: Record<string, string>,
+  ): Promise<CallToolResultLike> {
+    return this.#withTimeout(`${name} call`, async (signal) => {
+      const client = await this.#connect(signal);
+      const params = { name, arguments: args, ...(Object.keys(meta).length > 0 ? { _meta: meta } : {}) };
+      return (await client.callTool(params, undefined, {
+        signal,
+        timeout: this.#options.timeoutMs,
+      })) as CallToolResultLike;
+    });
+  }
+
+  /** Connects (if needed) and returns whether the server lists `name`. */
+  async supports(name: string): Promise<boolean> {
+    await this.#withTimeout("connect", (signal) => this.#connect(signal));
+    return this.hasTool(name);
+  }
+
+  /** Closes the connection and aborts whatever is in flight. Idempotent; the next call reconnects. */
+  reset(): void {
+    this.#generation++;
+    const transport = this.#transport;
+    const client = this.#client;
+    this.#client = undefined;
+    this.#connecting = undefined;
+    this.#transport = undefined;
+    this.#tools = undefined;
+    // Closing the client closes its transport: the HTTP transport aborts its requests, the stdio one ends the child.
+    (client ?? transport)?.close().catch(() => {});
+  }
+
+  /** Closes for good. */
+  close(): void {
+    this.#closed = true;
+    this.reset();
+  }
+
+  async #withTimeout<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new DeliveryFailure("aborted", "aborted", "the connection was closed");
+    const controller = new AbortController();
+    const generation = this.#generation;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(
+        new DeliveryFailure("transient", "timeout", `${what} timed out after ${this.#options.timeoutMs} ms`),
+      );
+      if (this.#generation === generation) this.reset();
+    }, this.#options.timeoutMs);
+    timer.unref();
+    try {
+      return await run(controller.signal);
+    } catch (error) {
+      if (timedOut) {
+        throw new DeliveryFailure("transient", "timeout", `${what} timed out after ${this.#options.timeoutMs} ms`);
+      }
+      if (this.#closed) throw new DeliveryFailure("aborted", "aborted", `${what} was aborted: delivery stopped`);
+      if (this.#generation !== generation) {
+        throw new DeliveryFailure("transient", "connection_reset", `${what} was cut off: the connection was reset`);
+      }
+      // After any transport-level failure the connection may be half dead (a restarted server has forgotten
+      // our MCP session): start afresh next time.
+      if (!(error instanceof DeliveryFailure)) this.reset();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #connect(signal: AbortSignal): Promise<Client> {
+    if (this.#client) return Promise.resolve(this.#client);
+    if (!this.#connecting) {
+      const generation = this.#generation;
+      const connecting = this.#open(signal, generation);
+      this.#connecting = connecting;
+      connecting.then(
+        (client) => {
+          if (this.#generation === generation) {
+            this.#client = client;
+            this.#connecting = undefined;
+          }
+        },
+        () => {
+          if (this.#generation === generation) this.#connecting = undefined;
+        },
+      );
+    }
+    return this.#connecting;
+  }
+
+  async #open(signal: AbortSignal, generation: number): Promise<Client> {
+    const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
+    const client = new Client(CLIENT_INFO, { capabilities: {} });
+    const spec = this.#options.transport;
+    let transport: Closer & Parameters<Client["connect"]>[0];
+    if (spec.kind === "http") {
+      const { StreamableHTTPClientTransport } = await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
+      const headers: Record<string, string> = {};
+      if (this.#options.bearer !== undefined) headers.authorization = `Bearer ${this.#options.bearer}`;
+      transport = new StreamableHTTPClientTransport(spec.url, {
+        requestInit: { headers },
+        // A restarted tracker is found by our own retries; the SDK's own SSE reconnection would only add noise.
+        reconnectionOptions: {
+          maxRetries: 0,
+          initialReconnectionDelay: 1000,
+          maxReconnectionDelay: 1000,
+          reconnectionDelayGrowFactor: 1,
+        },
+      });
+    } else {
+      const { StdioClientTransport, getDefaultEnvironment } = await import("@modelcontextprotocol/sdk/client/stdio.js");
+      const env: Record<string, string> = { ...getDefaultEnvironment() };
+      for (const [k, v] of Object.entries(this.#options.env)) if (v !== undefined) env[k] = v;
+      env[ENV.delivery] = "off";
+      const debug = this.#options.log.level === "debug";
+      const stdio = new StdioClientTransport({
+        command: spec.command,
+        args: spec.args,
+        env,
+        // The server's log must never land in the operator's shell.
+        stderr: debug ? "pipe" : "ignore",
+      });
+      if (debug) {
+        stdio.stderr?.on("data", (chunk: Buffer) =>
+          this.#options.log.debug(`tracker (stdio): ${String(chunk).trim()}`),
+        );
+      }
+      transport = stdio;
+    }
+    this.#transport = transport;
+    client.onerror = (error) => this.#options.log.debug(`mcp transport: ${error.message}`);
+    client.onclose = () => {
+      if (this.#generation === generation) {
+        this.#client = undefined;
+        this.#connecting = undefined;
+        this.#tools = undefined;
+      }
+    };
+    try {
+      await client.connect(transport, { signal, timeout: this.#options.timeoutMs });
+      const listed = await client.listTools(undefined, { signal, timeout: this.#options.timeoutMs });
+      if (this.#generation !== generation) throw new DeliveryFailure("aborted", "aborted", "connection was closed");
+      this.#tools = new Set(listed.tools.map((t) => t.name));
+      this.#options.log.debug(`connected; tools: ${[...this.#tools].join(", ")}`);
+      return client;
+    } catch (error) {
+      client.close().catch(() => {});
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * What can go wrong when an event is sent, sorted into what delivery does
+ * about it:
+ * - transient: the tracker could not be reached or failed; retry, then spool;
+ *   counts towards opening the circuit;
+ * - rejected: the tracker answered no (auth, invalid, unknown session);
+ *   retrying at once cannot help; keep the event in the spool for a later fix;
+ * - short_circuited: the circuit is open; spool without calling;
+ * - aborted: this process stopped the call (shutdown, exit grace); spool.
+ *
+ * Messages are made safe to log: server text is sanitised and anything that
+ * looks like a JWT is redacted.
+ */
+import { ContractError, type ErrorCode, safeServerText } from "../contract/index.ts";
+
+export type FailureKind = "transient" | "rejected" | "short_circuited" | "aborted";
+
+export class DeliveryFailure extends Error {
+  override readonly name = "DeliveryFailure";
+  readonly kind: FailureKind;
+  /** Low-cardinality value for the `error.type` attribute. */
+  readonly errorType: string;
+  /** True for rejections of the credentials (missing, invalid, wrong component). */
+  readonly auth: boolean;
+  constructor(kind: FailureKind, errorType: string, message: string, auth = false) {
+    super(safeServerText(message));
+    this.kind = kind;
+    this.errorType = errorType;
+    this.auth = auth;
+  }
+}
+
+/** A setting that cannot be used; the message names the variable or flag and the fix. */
+export class OptionError extends Error {
+  override readonly name = "OptionError";
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(message);
+    this.variable = variable;
+  }
+}
+
+// JSON-RPC / MCP error codes (numbers from the MCP specification).
+const MCP_CONNECTION_CLOSED = -32000;
+const MCP_REQUEST_TIMEOUT = -32001;
+const MCP_METHOD_NOT_FOUND = -32601;
+const MCP_INVALID_PARAMS = -32602;
+
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CLOSED",
+]);
+
+function errorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current !== null && typeof current === "object"; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = (error as { cause?: unknown }).cause;
+    const suffix = cause instanceof Error && cause.message !== error.message ? ` (${cause.message})` : "";
+    return `${error.message}${suffix}`;
+  }
+  return String(error);
+}
+
+/** Sort a thrown error into a DeliveryFailure. Never throws. */
+export function classifyError(error: unknown): DeliveryFailure {
+  if (error instanceof DeliveryFailure) return error;
+  const message = messageOf(error);
+  if (error instanceof ContractError) return fromContractCode(error.code, message);
+  if (error !== null && typeof error === "object") {
+    const ctor = (error as { constructor?: { name?: string } }).constructor?.name;
+    const numeric = (error as { code?: unknown }).code;
+    if (ctor === "StreamableHTTPError" && typeof numeric === "number") {
+      if (numeric === 401 || numeric === 403) {
+        return new DeliveryFailure(
+          "rejected",
+          `http_${numeric}`,
+          `the tracker refused the credentials: ${message}`,
+          true,
+        );
+      }
+      if (numeric === 413) return new DeliveryFailure("rejected", "http_413", message);
+      return new DeliveryFailure("transient", numeric > 0 ? `http_${numeric}` : "http_error", message);
+    }
+    if (ctor === "UnauthorizedError") return new DeliveryFailure("rejected", "http_401", message, true);
+    if ((error as { name?: unknown }).name === "McpError" && typeof numeric === "number") {
+      if (numeric === MCP_REQUEST_TIMEOUT) return new DeliveryFailure("transient", "timeout", message);
+      if (numeric === MCP_CONNECTION_CLOSED) return new DeliveryFailure("transient", "connection_closed", message);
+      if (numeric === MCP_INVALID_PARAMS || numeric === MCP_METHOD_NOT_FOUND) {
+        return new DeliveryFailure(
+          "rejected",
+          numeric === MCP_INVALID_PARAMS ? "invalid_params" : "method_not_found",
+          message,
+        );
+      }
+      return new DeliveryFailure("transient", `mcp_${Math.abs(numeric)}`, message);
+    }
+    if ((error as { code?: unknown }).code === "EOPENBREAKER") {
+      return new DeliveryFailure(
+        "short_circuited",
+        "circuit_open",
+        "the circuit is open: the tracker failed repeatedly",
+      );
+    }
+    const name = (error as { name?: unknown }).name;
+    if (name === "AbortError" || name === "TimeoutError") return new DeliveryFailure("transient", "timeout", message);
+  }
+  const code = errorCode(error);
+  if (code === "ENOENT" || code === "EACCES") return new DeliveryFailure("transient", "spawn_failed", message);
+  if (code !== undefined && NETWORK_CODES.has(code))
+    return new DeliveryFailure("transient", code.toLowerCase(), message);
+  if (error instanceof TypeError && /fetch failed/i.test(error.message)) {
+    return new DeliveryFailure("transient", "network", message);
+  }
+  return new DeliveryFailure(
+    "transient",
+    error instanceof Error ? error.name.toLowerCase() || "error" : "error",
+    message,
+  );
+}
+
+const AUTH_TEXT = /\b(auth\w*|token|unauthori[sz]ed|forbidden|jwt|signature|expired|permission)\b/i;
+
+/** An error *result* from the tracker (`status: "error"`, or `not_found` for an end). */
+export function fromResultError(code: ErrorCode | undefined, text: string | undefined, tool: string): DeliveryFailure {
+  const message = `${tool} answered an error: ${text ?? "(no message)"}`;
+  if (code !== undefined) return fromContractCode(code, message);
+  // The real Session-Buddy sends only an error string: recognise auth by its words.
+  if (text !== undefined && AUTH_TEXT.test(text))
+    return new DeliveryFailure("rejected", "unauthenticated", message, true);
+  return new DeliveryFailure("rejected", "tracker_error", message);
+}
+
+function fromContractCode(code: ErrorCode, message: string): DeliveryFailure {
+  switch (code) {
+    case "unauthenticated":
+    case "permission_denied":
+      return new DeliveryFailure("rejected", code, message, true);
+    case "unavailable":
+      return new DeliveryFailure("transient", code, message);
+    case "internal":
+      // Our contract raises `internal` for a result it cannot read; a tracker raises it for its own faults.
+      return new DeliveryFailure("transient", code, message);
+    default:
+      return new DeliveryFailure("rejected", code, message);
+  }
+}

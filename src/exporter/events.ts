@@ -1,0 +1,156 @@
+/**
+ * Session spans as Session-Buddy 1.0 events.
+ *
+ * The start payload is built from the span's attributes and the host facts
+ * captured when the session started; the end payload from the ended span.
+ * Both go through the contract's builders, which always produce valid
+ * payloads whatever the host data. Metadata carries the correlation (trace)
+ * id, the span id, the runtime and our extras; the end carries a fresh
+ * event_id so the tracker can de-duplicate replayed ends.
+ */
+import { randomUUID } from "node:crypto";
+import { homedir, hostname, userInfo } from "node:os";
+import type { Attributes, HrTime } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace";
+import {
+  buildEndEvent,
+  buildStartEvent,
+  ExitReason,
+  type SessionEndEvent,
+  type SessionStartEvent,
+} from "../contract/index.ts";
+import {
+  ATTR_HOST_NAME,
+  ATTR_PROCESS_INTERACTIVE,
+  ATTR_PROCESS_PID,
+  ATTR_PROCESS_RUNTIME_NAME,
+  ATTR_PROCESS_RUNTIME_VERSION,
+  ATTR_SESSION_ID,
+  ATTR_SHELL_ADAPTERS,
+  ATTR_SHELL_COMPONENT_NAME,
+  ATTR_SHELL_COMPONENT_VERSION,
+  ATTR_SHELL_EVAL_COUNT,
+  ATTR_SHELL_EVAL_ERROR_COUNT,
+  ATTR_SHELL_EXIT_REASON,
+  ATTR_SHELL_SESSION_DURATION,
+  ATTR_SHELL_TYPE,
+  ATTR_USER_NAME,
+} from "../semconv.ts";
+
+/** An end payload before the tracker's session id is known. */
+export type EndPayload = Omit<SessionEndEvent, "session_id" | "token">;
+export type StartPayload = Omit<SessionStartEvent, "token">;
+
+export interface HostFacts {
+  username: string | undefined;
+  home: string | undefined;
+  hostname: string | undefined;
+  platform: string;
+  cwd: string | undefined;
+}
+
+function attempt<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    // A host fact that cannot be read (no passwd entry, deleted cwd) is left out, never fatal.
+    return undefined;
+  }
+}
+
+/** Facts about the host at the moment a session starts (cwd can change later). */
+export function captureHostFacts(): HostFacts {
+  return {
+    username: attempt(() => userInfo().username),
+    home: attempt(() => homedir()),
+    hostname: attempt(() => hostname()),
+    platform: `${process.platform}-${process.arch}`,
+    cwd: attempt(() => process.cwd()),
+  };
+}
+
+export function hrTimeToMs([seconds, nanos]: HrTime): number {
+  return seconds * 1000 + nanos / 1e6;
+}
+
+const str = (a: Attributes, key: string): string | undefined => {
+  const v = a[key];
+  return typeof v === "string" && v !== "" ? v : undefined;
+};
+const num = (a: Attributes, key: string): number | undefined => {
+  const v = a[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+};
+
+export function componentOf(span: ReadableSpan): string | undefined {
+  const fromResource = span.resource?.attributes?.["service.name"];
+  return (
+    str(span.attributes, ATTR_SHELL_COMPONENT_NAME) ??
+    (typeof fromResource === "string" && !fromResource.startsWith("unknown_service") ? fromResource : undefined)
+  );
+}
+
+/** Correlation metadata shared by start and end. */
+function correlation(span: ReadableSpan): Record<string, unknown> {
+  const { traceId, spanId } = span.spanContext();
+  const local = str(span.attributes, ATTR_SESSION_ID);
+  return {
+    trace_id: traceId,
+    correlation_id: traceId,
+    span_id: spanId,
+    ...(local !== undefined ? { local_session_id: local } : {}),
+  };
+}
+
+export function startPayload(span: ReadableSpan, eventId: string, host: HostFacts): StartPayload {
+  const a = span.attributes;
+  const adapters = a[ATTR_SHELL_ADAPTERS];
+  const interactive = a[ATTR_PROCESS_INTERACTIVE];
+  return buildStartEvent({
+    eventId,
+    componentName: componentOf(span),
+    shellType: str(a, ATTR_SHELL_TYPE),
+    timestamp: hrTimeToMs(span.startTime),
+    pid: num(a, ATTR_PROCESS_PID) ?? process.pid,
+    username: host.username ?? str(a, ATTR_USER_NAME),
+    home: host.home,
+    hostname: str(a, ATTR_HOST_NAME) ?? host.hostname,
+    platform: host.platform,
+    cwd: host.cwd,
+    metadata: {
+      ...correlation(span),
+      runtime: str(a, ATTR_PROCESS_RUNTIME_NAME) ?? "nodejs",
+      runtime_version: str(a, ATTR_PROCESS_RUNTIME_VERSION) ?? process.versions.node,
+      ...(str(a, ATTR_SHELL_COMPONENT_VERSION) !== undefined
+        ? { component_version: str(a, ATTR_SHELL_COMPONENT_VERSION) }
+        : {}),
+      ...(Array.isArray(adapters) ? { adapters: adapters.filter((x) => typeof x === "string") } : {}),
+      ...(typeof interactive === "boolean" ? { interactive } : {}),
+      telemetry: "otel-shell-sessions",
+    },
+  });
+}
+
+export function endPayload(span: ReadableSpan, eventId: string = randomUUID()): EndPayload {
+  const a = span.attributes;
+  const reason = ExitReason.safeParse(a[ATTR_SHELL_EXIT_REASON]);
+  // The span's own duration matches the start and end timestamps exactly; the attribute is the fallback.
+  const own = hrTimeToMs(span.duration) / 1000;
+  const duration = Number.isFinite(own) ? own : (num(a, ATTR_SHELL_SESSION_DURATION) ?? 0);
+  const built = buildEndEvent({
+    sessionId: "pending",
+    timestamp: hrTimeToMs(span.endTime),
+    metadata: {
+      event_id: eventId,
+      ...correlation(span),
+      duration_seconds: Math.max(0, duration),
+      exit_reason: reason.success ? reason.data : "unknown",
+      ...(num(a, ATTR_SHELL_EVAL_COUNT) !== undefined ? { eval_count: num(a, ATTR_SHELL_EVAL_COUNT) } : {}),
+      ...(num(a, ATTR_SHELL_EVAL_ERROR_COUNT) !== undefined
+        ? { eval_error_count: num(a, ATTR_SHELL_EVAL_ERROR_COUNT) }
+        : {}),
+    },
+  });
+  const { session_id: _unused, ...rest } = built;
+  return rest;
+}

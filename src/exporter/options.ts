@@ -1,0 +1,262 @@
+/**
+ * Every default of session-event delivery, stated once, and every environment
+ * variable it reads, read once (in `resolveDeliveryOptions`).
+ *
+ * A bad value never stops a shell: it is reported with the variable's name and
+ * the fix, and the default is used instead.
+ */
+import { join } from "node:path";
+import { stateDir } from "../state-dir.ts";
+import { splitCommandLine } from "./command-line.ts";
+import { OptionError } from "./errors.ts";
+
+export { OptionError };
+
+export const DEFAULT_URL = "http://127.0.0.1:8678/mcp";
+
+export const DEFAULTS = {
+  /** One MCP call (connect, tools/list or tools/call) is aborted after this long. */
+  callTimeoutMs: 5_000,
+  /** Attempts per event in one delivery (the first included). */
+  retryAttempts: 4,
+  /** First backoff ceiling; each retry doubles it, and full jitter picks a delay in [0, ceiling). */
+  retryBaseDelayMs: 100,
+  retryMaxDelayMs: 2_000,
+  /** No retry starts once this much time has passed since the first attempt. */
+  retryMaxElapsedMs: 10_000,
+  /** The circuit opens after this many consecutive failed calls (the original plan asked for 3). */
+  breakerFailures: 3,
+  /** How long an open circuit fails fast before letting one probe call through (half-open). */
+  breakerResetMs: 5_000,
+  /** Events waiting in memory; beyond this they go straight to the spool. */
+  queueMax: 1_000,
+  spoolMaxEvents: 10_000,
+  spoolMaxBytes: 16 * 1024 * 1024,
+  /** First pause between background passes over the spool; doubles while passes leave work behind. */
+  spoolRetryMs: 5_000,
+  spoolRetryMaxMs: 5 * 60_000,
+  /** Rejected events (auth, invalid) are tried again in the background only this rarely; `spool drain` tries them at once. */
+  rejectedRetryMs: 15 * 60_000,
+  /** Well under the tracker's default lease of 300 s; 0 turns heartbeats off. */
+  heartbeatMs: 60_000,
+  /** Once no session is active, delivery keeps the process alive at most this long; what is left goes to the spool. */
+  exitGraceMs: 1_000,
+  /** forceFlush waits at most this long for sends in flight (they are spooled first, so waiting is only an optimisation). */
+  flushTimeoutMs: 1_500,
+  /** A later process starts draining the spool this long after start-up, away from the first prompt. */
+  startupDrainDelayMs: 1_000,
+  /** Lifetime of a minted token; a new one is minted when less than a tenth of it is left. */
+  tokenTtlSeconds: 3_600,
+} as const;
+
+export const SPOOL_FILE_NAME = "spool.db";
+
+export const ENV = {
+  delivery: "SHELL_SESSIONS_DELIVERY",
+  url: "SESSION_BUDDY_URL",
+  command: "SESSION_BUDDY_COMMAND",
+  token: "SESSION_BUDDY_TOKEN",
+  secret: "SESSION_BUDDY_SECRET",
+  log: "SHELL_SESSIONS_LOG",
+  callTimeoutMs: "SHELL_SESSIONS_CALL_TIMEOUT_MS",
+  retryAttempts: "SHELL_SESSIONS_RETRY_ATTEMPTS",
+  retryMaxElapsedMs: "SHELL_SESSIONS_RETRY_MAX_ELAPSED_MS",
+  breakerFailures: "SHELL_SESSIONS_BREAKER_FAILURES",
+  breakerResetMs: "SHELL_SESSIONS_BREAKER_RESET_MS",
+  queueMax: "SHELL_SESSIONS_QUEUE_MAX",
+  spoolMaxEvents: "SHELL_SESSIONS_SPOOL_MAX_EVENTS",
+  spoolMaxBytes: "SHELL_SESSIONS_SPOOL_MAX_BYTES",
+  spoolRetryMs: "SHELL_SESSIONS_SPOOL_RETRY_MS",
+  heartbeatMs: "SHELL_SESSIONS_HEARTBEAT_MS",
+  exitGraceMs: "SHELL_SESSIONS_EXIT_GRACE_MS",
+  flushTimeoutMs: "SHELL_SESSIONS_FLUSH_TIMEOUT_MS",
+} as const;
+
+export type TransportSpec = { kind: "http"; url: URL } | { kind: "stdio"; command: string; args: string[] };
+
+export interface DeliveryOptions {
+  transport: TransportSpec;
+  /** A ready JWT (`SESSION_BUDDY_TOKEN`), used for every component. */
+  token: string | undefined;
+  /** The environment to read the secret from (env var or the local tracker's secret file), and to pass to a stdio server. */
+  env: NodeJS.ProcessEnv;
+  spoolPath: string;
+  callTimeoutMs: number;
+  retryAttempts: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  retryMaxElapsedMs: number;
+  breakerFailures: number;
+  breakerResetMs: number;
+  queueMax: number;
+  spoolMaxEvents: number;
+  spoolMaxBytes: number;
+  spoolRetryMs: number;
+  spoolRetryMaxMs: number;
+  rejectedRetryMs: number;
+  heartbeatMs: number;
+  exitGraceMs: number;
+  flushTimeoutMs: number;
+  startupDrainDelayMs: number;
+  tokenTtlSeconds: number;
+}
+
+export interface OptionProblem {
+  variable: string;
+  message: string;
+}
+
+export type ResolvedDelivery =
+  | { enabled: false; reason: string; problems: OptionProblem[] }
+  | { enabled: true; options: DeliveryOptions; problems: OptionProblem[] };
+
+type IntKey =
+  | "callTimeoutMs"
+  | "retryAttempts"
+  | "retryMaxElapsedMs"
+  | "breakerFailures"
+  | "breakerResetMs"
+  | "queueMax"
+  | "spoolMaxEvents"
+  | "spoolMaxBytes"
+  | "spoolRetryMs"
+  | "heartbeatMs"
+  | "exitGraceMs"
+  | "flushTimeoutMs";
+
+/** Allowed range per numeric setting: [min, max]. */
+const RANGES: Record<IntKey, readonly [number, number]> = {
+  callTimeoutMs: [100, 300_000],
+  retryAttempts: [1, 20],
+  retryMaxElapsedMs: [0, 600_000],
+  breakerFailures: [1, 100],
+  breakerResetMs: [100, 3_600_000],
+  queueMax: [1, 1_000_000],
+  spoolMaxEvents: [1, 10_000_000],
+  spoolMaxBytes: [64 * 1024, 1024 * 1024 * 1024],
+  spoolRetryMs: [50, 3_600_000],
+  heartbeatMs: [0, 3_600_000],
+  exitGraceMs: [0, 600_000],
+  flushTimeoutMs: [0, 600_000],
+};
+
+export function parseIntSetting(text: string, variable: string, [min, max]: readonly [number, number]): number {
+  const value = Number(text.trim());
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new OptionError(variable, `${variable} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function parseUrl(text: string, variable: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new OptionError(variable, `${variable} must be an http(s) URL such as ${DEFAULT_URL}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new OptionError(variable, `${variable} must be an http(s) URL such as ${DEFAULT_URL}`);
+  }
+  if (url.username || url.password) {
+    // Credentials in a URL end up in logs; the token has its own variable.
+    throw new OptionError(variable, `${variable} must not contain a user or password; set SESSION_BUDDY_TOKEN instead`);
+  }
+  return url;
+}
+
+export function parseCommand(text: string, variable: string): { command: string; args: string[] } {
+  const words = splitCommandLine(text, variable);
+  const [command, ...args] = words;
+  if (command === undefined) {
+    throw new OptionError(variable, `${variable} is empty; set it to a command such as "shell-sessions serve --stdio"`);
+  }
+  return { command, args };
+}
+
+export function isDeliveryOff(value: string | undefined): boolean {
+  return value !== undefined && /^(off|0|false|no|disabled?)$/i.test(value.trim());
+}
+
+/**
+ * Read the environment once. Overrides (from CLI flags or code) win over the
+ * environment and are not validated here: their callers validate them.
+ */
+export function resolveDeliveryOptions(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<DeliveryOptions> = {},
+): ResolvedDelivery {
+  const problems: OptionProblem[] = [];
+  const switchValue = env[ENV.delivery];
+  if (isDeliveryOff(switchValue)) {
+    return { enabled: false, reason: `${ENV.delivery}=${switchValue?.trim()}`, problems };
+  }
+  if (switchValue !== undefined && switchValue !== "" && !/^(on|1|true|yes|enabled?)$/i.test(switchValue.trim())) {
+    problems.push({ variable: ENV.delivery, message: `${ENV.delivery} must be "on" or "off"; delivery stays on` });
+  }
+
+  const int = (key: IntKey): number => {
+    const variable = ENV[key];
+    const text = env[variable];
+    if (text === undefined || text === "") return DEFAULTS[key];
+    try {
+      return parseIntSetting(text, variable, RANGES[key]);
+    } catch (error) {
+      problems.push({ variable, message: `${(error as Error).message}; using ${DEFAULTS[key]}` });
+      return DEFAULTS[key];
+    }
+  };
+
+  let transport: TransportSpec = { kind: "http", url: new URL(DEFAULT_URL) };
+  const commandText = env[ENV.command];
+  const urlText = env[ENV.url];
+  if (commandText !== undefined && commandText.trim() !== "") {
+    try {
+      transport = { kind: "stdio", ...parseCommand(commandText, ENV.command) };
+    } catch (error) {
+      problems.push({ variable: ENV.command, message: `${(error as Error).message}; delivery is off` });
+      return { enabled: false, reason: `${ENV.command} is unusable`, problems };
+    }
+  } else if (urlText !== undefined && urlText.trim() !== "") {
+    try {
+      transport = { kind: "http", url: parseUrl(urlText, ENV.url) };
+    } catch (error) {
+      problems.push({ variable: ENV.url, message: `${(error as Error).message}; delivery is off` });
+      return { enabled: false, reason: `${ENV.url} is unusable`, problems };
+    }
+  }
+
+  const token = env[ENV.token]?.trim() || undefined;
+  const options: DeliveryOptions = {
+    transport,
+    token,
+    env,
+    spoolPath: join(stateDir(env), SPOOL_FILE_NAME),
+    callTimeoutMs: int("callTimeoutMs"),
+    retryAttempts: int("retryAttempts"),
+    retryBaseDelayMs: DEFAULTS.retryBaseDelayMs,
+    retryMaxDelayMs: DEFAULTS.retryMaxDelayMs,
+    retryMaxElapsedMs: int("retryMaxElapsedMs"),
+    breakerFailures: int("breakerFailures"),
+    breakerResetMs: int("breakerResetMs"),
+    queueMax: int("queueMax"),
+    spoolMaxEvents: int("spoolMaxEvents"),
+    spoolMaxBytes: int("spoolMaxBytes"),
+    spoolRetryMs: int("spoolRetryMs"),
+    spoolRetryMaxMs: DEFAULTS.spoolRetryMaxMs,
+    rejectedRetryMs: DEFAULTS.rejectedRetryMs,
+    heartbeatMs: int("heartbeatMs"),
+    exitGraceMs: int("exitGraceMs"),
+    flushTimeoutMs: int("flushTimeoutMs"),
+    startupDrainDelayMs: DEFAULTS.startupDrainDelayMs,
+    tokenTtlSeconds: DEFAULTS.tokenTtlSeconds,
+    ...overrides,
+  };
+  return { enabled: true, options, problems };
+}
+
+/** Where the target is, for messages: never includes credentials. */
+export function describeTransport(transport: TransportSpec): string {
+  if (transport.kind === "http") return `${transport.url.origin}${transport.url.pathname}`;
+  return `stdio: ${transport.command}${transport.args.length > 0 ? ` ${transport.args.join(" ")}` : ""}`;
+}

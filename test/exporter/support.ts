@@ -1,0 +1,341 @@
+/**
+ * Shared pieces of the exporter tests: real tracer providers with the real
+ * session span processor, session spans shaped like the instrumentation's,
+ * temporary state dirs, and polling with a deadline.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Attributes, Context, Span } from "@opentelemetry/api";
+import { hrTime } from "@opentelemetry/core";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import type { SessionRecord } from "../../src/contract/index.ts";
+import { type CreateProcessorOptions, createLogger, createSessionSpanProcessor } from "../../src/exporter/index.ts";
+import type { SessionSpanProcessor } from "../../src/exporter/processor.ts";
+import {
+  ATTR_HOST_NAME,
+  ATTR_PROCESS_INTERACTIVE,
+  ATTR_PROCESS_PID,
+  ATTR_PROCESS_RUNTIME_NAME,
+  ATTR_PROCESS_RUNTIME_VERSION,
+  ATTR_SESSION_ID,
+  ATTR_SHELL_ADAPTERS,
+  ATTR_SHELL_COMPONENT_NAME,
+  ATTR_SHELL_COMPONENT_VERSION,
+  ATTR_SHELL_EVAL_COUNT,
+  ATTR_SHELL_EVAL_ERROR_COUNT,
+  ATTR_SHELL_EXIT_REASON,
+  ATTR_SHELL_SESSION_DURATION,
+  ATTR_SHELL_TYPE,
+  ATTR_USER_NAME,
+  SPAN_NAME_SESSION,
+} from "../../src/semconv.ts";
+import { openStore } from "../../src/store/index.ts";
+
+export function tempDir(t: { after(fn: () => void): void }, prefix = "exporter-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface Harness {
+  provider: TracerProvider;
+  processor: SessionSpanProcessor;
+  spans: InMemorySpanExporter;
+  warnings: string[];
+  logs: string[];
+}
+
+/** A tracer provider with the session processor (from `env`) and an in-memory exporter. */
+export function harness(
+  t: { after(fn: () => Promise<void> | void): void },
+  env: NodeJS.ProcessEnv,
+  extra: Omit<CreateProcessorOptions, "env" | "log"> = {},
+): Harness {
+  const logs: string[] = [];
+  const warnings: string[] = [];
+  const log = createLogger("debug", (line) => {
+    logs.push(line);
+    if (/: (warn|error): /.test(line)) warnings.push(line);
+  });
+  let provider: TracerProvider | undefined;
+  // The MCP client spans go to this test's provider (created below, hence the indirection).
+  const tracerProvider = {
+    getTracer: (name: string, version?: string) => (provider as TracerProvider).getTracer(name, version),
+  };
+  const processor = createSessionSpanProcessor({ env, log, tracerProvider, ...extra });
+  if (!processor) throw new Error("delivery is off in this environment");
+  const spans = new InMemorySpanExporter();
+  provider = new TracerProvider({ spanProcessors: [processor, new SimpleSpanProcessor({ exporter: spans })] });
+  t.after(() => provider.shutdown());
+  return { provider, processor, spans, warnings, logs };
+}
+
+/** Environment for delivery in tests: a private state dir, short timings, no inherited tracker settings. */
+export function deliveryEnv(stateDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    SHELL_SESSIONS_STATE_DIR: stateDir,
+    SHELL_SESSIONS_CALL_TIMEOUT_MS: "3000",
+    SHELL_SESSIONS_BREAKER_RESET_MS: "500",
+    SHELL_SESSIONS_SPOOL_RETRY_MS: "200",
+    SHELL_SESSIONS_RETRY_MAX_ELAPSED_MS: "2000",
+    ...extra,
+  };
+}
+
+export interface SessionOptions {
+  component?: string;
+  shellType?: string;
+  attributes?: Attributes;
+}
+
+/** Starts a session span as the instrumentation does (attributes at start). */
+export function startSession(provider: TracerProvider, options: SessionOptions = {}, parent?: Context): Span {
+  const tracer = provider.getTracer("otel-shell-sessions");
+  return tracer.startSpan(
+    SPAN_NAME_SESSION,
+    {
+      attributes: {
+        [ATTR_SESSION_ID]: randomUUID(),
+        [ATTR_PROCESS_PID]: process.pid,
+        [ATTR_PROCESS_RUNTIME_NAME]: "nodejs",
+        [ATTR_PROCESS_RUNTIME_VERSION]: process.versions.node,
+        [ATTR_PROCESS_INTERACTIVE]: true,
+        [ATTR_HOST_NAME]: "test-host",
+        [ATTR_USER_NAME]: "tester",
+        [ATTR_SHELL_COMPONENT_NAME]: options.component ?? "mahavishnu",
+        [ATTR_SHELL_TYPE]: options.shellType ?? "MahavishnuShell",
+        [ATTR_SHELL_COMPONENT_VERSION]: "1.2.3",
+        [ATTR_SHELL_ADAPTERS]: ["redis", "postgres"],
+        ...options.attributes,
+      },
+    },
+    parent,
+  );
+}
+
+/** Ends a session span as the instrumentation does (attributes at end). */
+export function endSession(span: Span, reason = "exit_command", evals = 3, errors = 1): void {
+  const [s0, n0] = (span as unknown as { startTime: [number, number] }).startTime;
+  const [s1, n1] = hrTime();
+  const seconds = s1 - s0 + (n1 - n0) / 1e9;
+  span.setAttributes({
+    [ATTR_SHELL_EXIT_REASON]: reason,
+    [ATTR_SHELL_EVAL_COUNT]: evals,
+    [ATTR_SHELL_EVAL_ERROR_COUNT]: errors,
+    [ATTR_SHELL_SESSION_DURATION]: seconds,
+  });
+  span.end();
+}
+
+// ---- metrics read back through a real MeterProvider ----
+
+class CollectingReader extends MetricReader {
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
+}
+
+export interface MetricsProbe {
+  meterProvider: MeterProvider;
+  /** Sum (counters, gauges: last value) of the points of `name` whose attributes include `match`. */
+  value(name: string, match?: Attributes): Promise<number>;
+  /** Count of recorded values of histogram `name` whose attributes include `match`. */
+  histogramCount(name: string, match?: Attributes): Promise<number>;
+}
+
+export function metricsProbe(t: { after(fn: () => Promise<void> | void): void }): MetricsProbe {
+  const reader = new CollectingReader();
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  t.after(() => meterProvider.shutdown());
+  const points = async (name: string, match: Attributes) => {
+    const { resourceMetrics } = await reader.collect();
+    const found = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).filter((m) => m.descriptor.name === name);
+    return found.flatMap((m) =>
+      (m.dataPoints as { attributes: Attributes; value: unknown }[]).filter((p) =>
+        Object.entries(match).every(([k, v]) => p.attributes[k] === v),
+      ),
+    );
+  };
+  return {
+    meterProvider,
+    async value(name, match = {}) {
+      return (await points(name, match)).reduce((sum, p) => sum + (typeof p.value === "number" ? p.value : 0), 0);
+    },
+    async histogramCount(name, match = {}) {
+      return (await points(name, match)).reduce((sum, p) => sum + ((p.value as { count?: number }).count ?? 0), 0);
+    },
+  };
+}
+
+/** A shared secret the tracker accepts (at least 32 characters). */
+export function randomSecret(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+// ---- an OTLP/HTTP (JSON) receiver, to see the tracker's own spans ----
+
+export interface ReceivedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+}
+
+export interface OtlpReceiver {
+  endpoint: string;
+  spans(): ReceivedSpan[];
+}
+
+export async function otlpReceiver(t: { after(fn: () => Promise<void> | void): void }): Promise<OtlpReceiver> {
+  const received: ReceivedSpan[] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk: string) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      try {
+        const data = JSON.parse(body) as {
+          resourceSpans?: { scopeSpans?: { spans?: ReceivedSpan[] }[] }[];
+        };
+        for (const rs of data.resourceSpans ?? []) {
+          for (const ss of rs.scopeSpans ?? []) {
+            for (const span of ss.spans ?? []) {
+              received.push({
+                traceId: span.traceId,
+                spanId: span.spanId,
+                parentSpanId: span.parentSpanId ?? "",
+                name: span.name,
+              });
+            }
+          }
+        }
+      } catch {
+        // Not JSON: the test will not find its spans and says so.
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.address() as AddressInfo).port;
+  return { endpoint: `http://127.0.0.1:${port}/v1/traces`, spans: () => [...received] };
+}
+
+/** Environment that makes a tracker export its spans as OTLP/JSON to `receiver`, quickly. */
+export function otlpEnv(receiver: OtlpReceiver): Record<string, string> {
+  return {
+    OTEL_SDK_DISABLED: "false",
+    OTEL_TRACES_EXPORTER: "otlp",
+    OTEL_METRICS_EXPORTER: "none",
+    OTEL_LOGS_EXPORTER: "none",
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.endpoint,
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+  };
+}
+
+// ---- the tracker's store, read back ----
+
+export async function storedSessions(storeSpec: string): Promise<{ sessions: SessionRecord[]; events: number }> {
+  const store = await openStore(storeSpec);
+  try {
+    const sessions: SessionRecord[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await store.listSessions({ limit: 500, ...(cursor !== undefined ? { cursor } : {}) });
+      sessions.push(...page.sessions);
+      if (page.nextCursor === null) break;
+      cursor = page.nextCursor;
+    }
+    return { sessions, events: await store.countEvents() };
+  } finally {
+    await store.close();
+  }
+}
+
+// ---- real shells: programs run with --import otel-shell-sessions/register ----
+
+export const SHELL_HOST = fileURLToPath(new URL("./fixtures/shell-host.mjs", import.meta.url));
+
+/** Environment for a shell program: nothing inherited from the developer's settings, telemetry only to the tracker. */
+export function shellEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(OTEL_|SESSION_BUDDY_|SHELL_SESSIONS_)/.test(k) || k === "NODE_OPTIONS" || k === "NODE_TEST_CONTEXT")
+      continue;
+    env[k] = v;
+  }
+  return {
+    ...env,
+    OTEL_TRACES_EXPORTER: "none",
+    OTEL_METRICS_EXPORTER: "none",
+    OTEL_LOGS_EXPORTER: "none",
+    SHELL_SESSIONS_COMPONENT: "fixture",
+    ...extra,
+  };
+}
+
+export interface ShellProcess {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function runShellHost(env: NodeJS.ProcessEnv, args: string[] = []): ShellProcess {
+  const child = spawn(process.execPath, ["--import", "otel-shell-sessions/register", SHELL_HOST, ...args], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout?.on("data", (d) => {
+    out += String(d);
+  });
+  child.stderr?.on("data", (d) => {
+    err += String(d);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** An attribute of a live or ended SDK span. */
+export function attribute(span: Span, key: string): unknown {
+  return (span as unknown as { attributes: Attributes }).attributes[key];
+}

@@ -1,0 +1,230 @@
+/**
+ * Happy paths against the real tracker process (`shell-sessions serve`), over
+ * Streamable HTTP and over stdio: the session appears with the right fields,
+ * the span carries the tracker's session id, and the tracker's own tool-call
+ * span joins the shell session's trace. Needs `npm run build`.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { mintToken } from "../../src/auth/jwt.ts";
+import { ATTR_SHELL_TRACKER_SESSION_ID } from "../../src/semconv.ts";
+import { CLI_PATH, runCli, startTracker } from "../helpers/tracker.ts";
+import {
+  attribute,
+  deliveryEnv,
+  endSession,
+  harness,
+  otlpEnv,
+  otlpReceiver,
+  randomSecret,
+  runShellHost,
+  shellEnv,
+  startSession,
+  storedSessions,
+  tempDir,
+  waitFor,
+} from "./support.ts";
+
+async function checkRecorded(
+  store: string,
+  span: ReturnType<typeof startSession>,
+  trackerSessionId: string,
+): Promise<void> {
+  const { sessions } = await waitFor("the session to be ended in the store", async () => {
+    const found = await storedSessions(store);
+    return found.sessions.length === 1 && found.sessions[0]?.status === "ended" && found;
+  });
+  const s = sessions[0];
+  assert.ok(s);
+  const { traceId, spanId } = span.spanContext();
+  assert.equal(s.session_id, trackerSessionId);
+  assert.equal(s.component_name, "mahavishnu");
+  assert.equal(s.shell_type, "MahavishnuShell");
+  assert.equal(s.hostname, "test-host");
+  assert.equal(s.pid, process.pid);
+  assert.equal(s.cwd, process.cwd());
+  assert.equal(s.trace_id, traceId);
+  assert.equal(s.metadata.span_id, spanId);
+  assert.equal(s.metadata.component_version, "1.2.3");
+  assert.deepEqual(s.metadata.adapters, ["redis", "postgres"]);
+  assert.equal(s.exit_reason, "exit_command");
+  assert.equal(s.end_metadata?.eval_count, 3);
+  const ownLength = Number(s.end_metadata?.duration_seconds);
+  assert.ok(Math.abs(Number(s.duration_seconds) - ownLength) < 0.01, "duration is the session's own length");
+}
+
+test("over HTTP: recorded with the right fields, tracker id on the span, the tracker's span in the session's trace", async (t) => {
+  const dir = tempDir(t);
+  const receiver = await otlpReceiver(t);
+  const tracker = await startTracker({ env: otlpEnv(receiver) });
+  t.after(() => tracker.stop());
+  const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: tracker.url, SESSION_BUDDY_SECRET: tracker.secret }));
+  const span = startSession(h.provider);
+  const trackerSessionId = await waitFor(
+    "the tracker id on the span",
+    () => String(attribute(span, ATTR_SHELL_TRACKER_SESSION_ID) ?? "") || undefined,
+  );
+  endSession(span);
+  await checkRecorded(tracker.store, span, trackerSessionId);
+  const { traceId } = span.spanContext();
+  const joined = await waitFor("the tracker's tool-call spans in the session's trace", () => {
+    const mine = receiver.spans().filter((s) => s.traceId === traceId);
+    return mine.length >= 2 && mine;
+  });
+  const client = await waitFor("our two MCP client spans", () => {
+    const ended = h.spans.getFinishedSpans().filter((s) => s.name.startsWith("tools/call "));
+    return ended.length === 2 && ended;
+  });
+  assert.deepEqual(joined.map((s) => s.name).sort(), [
+    "tools/call track_session_end",
+    "tools/call track_session_start",
+  ]);
+  for (const server of joined) {
+    assert.ok(
+      client.some((c) => c.spanContext().spanId === server.parentSpanId),
+      "each tracker span is a child of our MCP client span",
+    );
+  }
+  assert.deepEqual(h.warnings, []);
+});
+
+test("over stdio: the tracker is spawned with SESSION_BUDDY_COMMAND and records the session", async (t) => {
+  const dir = tempDir(t);
+  const receiver = await otlpReceiver(t);
+  const secret = randomSecret();
+  const store = `sqlite:${join(dir, "tracker.db")}`;
+  const command = JSON.stringify([process.execPath, CLI_PATH, "serve", "--stdio", "--store", store]);
+  const h = harness(
+    t,
+    deliveryEnv(dir, { SESSION_BUDDY_COMMAND: command, SESSION_BUDDY_SECRET: secret, ...otlpEnv(receiver) }),
+  );
+  const span = startSession(h.provider);
+  const trackerSessionId = await waitFor(
+    "the tracker id on the span",
+    () => String(attribute(span, ATTR_SHELL_TRACKER_SESSION_ID) ?? "") || undefined,
+  );
+  endSession(span);
+  await checkRecorded(store, span, trackerSessionId);
+  // The stdio server exits when delivery closes the connection; its spans are flushed on the way out.
+  await h.provider.forceFlush();
+  const { traceId } = span.spanContext();
+  const joined = await waitFor("the tracker's tool-call spans in the session's trace", () => {
+    const mine = receiver.spans().filter((s) => s.traceId === traceId && s.name.startsWith("tools/call "));
+    return mine.length >= 2 && mine;
+  });
+  assert.ok(joined.some((s) => s.name === "tools/call track_session_start"));
+  assert.deepEqual(h.warnings, []);
+});
+
+test("a real shell (--import otel-shell-sessions/register) is recorded under the trace its banner shows", async (t) => {
+  const dir = tempDir(t);
+  const tracker = await startTracker();
+  t.after(() => tracker.stop());
+  const shell = runShellHost(
+    shellEnv({
+      SHELL_SESSIONS_STATE_DIR: dir,
+      SESSION_BUDDY_URL: tracker.url,
+      SESSION_BUDDY_SECRET: tracker.secret,
+      FIXTURE_END: "wait",
+    }),
+  );
+  t.after(() => shell.child.kill("SIGKILL"));
+  const traceId = await waitFor("the shell's banner", () => /ready ([0-9a-f]{32})/.exec(shell.stdout())?.[1]);
+  const active = await waitFor("the session to be active in the tracker", async () => {
+    const { sessions } = await storedSessions(tracker.store);
+    return sessions.length === 1 && sessions[0]?.status === "active" && sessions[0];
+  });
+  assert.equal(active.trace_id, traceId);
+  assert.equal(active.component_name, "fixture");
+  assert.equal(active.pid, shell.child.pid);
+  shell.child.kill("SIGTERM");
+  const exit = await shell.exited;
+  assert.equal(exit.signal, "SIGTERM", "the program still dies of SIGTERM");
+  const ended = await waitFor("the session to be ended", async () => {
+    const { sessions } = await storedSessions(tracker.store);
+    return sessions[0]?.status === "ended" && sessions[0];
+  });
+  assert.equal(ended.exit_reason, "sigterm");
+  assert.equal(ended.session_id, active.session_id);
+  assert.doesNotMatch(shell.stderr(), /warn|error/i, "nothing printed into the shell's terminal");
+});
+
+test("heartbeats: sent only because this tracker lists heartbeat_session, they keep the session's lease fresh", async (t) => {
+  const dir = tempDir(t);
+  const tracker = await startTracker();
+  t.after(() => tracker.stop());
+  const h = harness(
+    t,
+    deliveryEnv(dir, {
+      SESSION_BUDDY_URL: tracker.url,
+      SESSION_BUDDY_SECRET: tracker.secret,
+      SHELL_SESSIONS_HEARTBEAT_MS: "200",
+    }),
+  );
+  const span = startSession(h.provider);
+  const first = await waitFor(
+    "the session in the store",
+    async () => (await storedSessions(tracker.store)).sessions[0],
+  );
+  const later = await waitFor("a heartbeat to move last_seen_at", async () => {
+    const s = (await storedSessions(tracker.store)).sessions[0];
+    return s && s.last_seen_at > first.last_seen_at && s;
+  });
+  assert.equal(later.status, "active");
+  const beat = await waitFor("a heartbeat client span", () =>
+    h.spans.getFinishedSpans().find((s) => s.name === "tools/call heartbeat_session"),
+  );
+  assert.equal(beat.spanContext().traceId, span.spanContext().traceId, "heartbeats are in the session's trace");
+  endSession(span);
+  await waitFor("ended", async () => (await storedSessions(tracker.store)).sessions[0]?.status === "ended");
+});
+
+test("credentials: SESSION_BUDDY_TOKEN as given, or the secret the local tracker generated in the state dir", async (t) => {
+  // A tracker started with no secret configured generates one into its state dir, as Jupyter does with its token.
+  const tracker = await startTracker({ secret: null });
+  t.after(() => tracker.stop());
+  const local = harness(t, deliveryEnv(tracker.stateDir, { SESSION_BUDDY_URL: tracker.url }));
+  const a = startSession(local.provider);
+  await waitFor("recorded with the local tracker's secret", () => attribute(a, ATTR_SHELL_TRACKER_SESSION_ID));
+  endSession(a);
+  const secret = readFileSync(join(tracker.stateDir, "secret"), "utf8").trim();
+  const token = await mintToken({ secret, component: "mahavishnu" });
+  const dir = tempDir(t);
+  const given = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: tracker.url, SESSION_BUDDY_TOKEN: token }));
+  const b = startSession(given.provider);
+  await waitFor("recorded with the given token", () => attribute(b, ATTR_SHELL_TRACKER_SESSION_ID));
+  endSession(b);
+  await waitFor("both ended", async () => {
+    const { sessions } = await storedSessions(tracker.store);
+    return sessions.length === 2 && sessions.every((s) => s.status === "ended");
+  });
+  assert.deepEqual([...local.warnings, ...given.warnings], []);
+});
+
+test("a Bearer token the tracker refuses (HTTP 401): rejected, logged once, kept; drained once the secret is right", async (t) => {
+  const dir = tempDir(t);
+  const tracker = await startTracker();
+  t.after(() => tracker.stop());
+  const env = deliveryEnv(dir, { SESSION_BUDDY_URL: tracker.url, SESSION_BUDDY_SECRET: randomSecret() });
+  const h = harness(t, env);
+  endSession(startSession(h.provider));
+  endSession(startSession(h.provider));
+  await waitFor("the rejection to be logged", () => h.warnings.find((w) => /refused our credentials/.test(w)));
+  await h.provider.shutdown();
+  const rejections = h.warnings.filter((w) => /refused our credentials/.test(w));
+  assert.equal(rejections.length, 1, "logged once");
+  assert.match(rejections[0] ?? "", /http_401/);
+  assert.equal((await storedSessions(tracker.store)).sessions.length, 0, "nothing was written");
+  const fixed = await runCli(["spool", "drain"], {
+    SHELL_SESSIONS_STATE_DIR: dir,
+    SESSION_BUDDY_URL: tracker.url,
+    SESSION_BUDDY_SECRET: tracker.secret,
+  });
+  assert.equal(fixed.code, 0, fixed.stderr);
+  assert.match(fixed.stdout, /delivered 4, rejected 0, still waiting 0/);
+  const { sessions } = await storedSessions(tracker.store);
+  assert.equal(sessions.length, 2);
+  assert.ok(sessions.every((s) => s.status === "ended"));
+});
