@@ -1,2 +1,21 @@
-/** otel-shell-sessions: the programmatic API. */
+/**
+ * otel-shell-sessions: the programmatic API.
+ *
+ * - `startShellTelemetry(options)`: the OpenTelemetry Node SDK with shell
+ *   session tracking, for apps that do not use `--import otel-shell-sessions/register`.
+ * - `trackShell(server, options)`: one call for a component that builds its own shell.
+ * - `ShellSessionInstrumentation`: the instrumentation itself, for an SDK you build.
+ */
 export * as contract from "./contract/index.ts";
+export { ShellSessionInstrumentation } from "./instrumentation/instrumentation.ts";
+export { defaultRedact, REDACTED } from "./instrumentation/redact.ts";
+export type {
+  ExitReason,
+  InputRedactor,
+  SessionInfo,
+  ShellOptions,
+  ShellSessionHandle,
+  ShellSessionInstrumentationConfig,
+} from "./instrumentation/types.ts";
+export { startShellTelemetry, trackShell } from "./telemetry/api.ts";
+export type { ShellTelemetry, ShellTelemetryOptions } from "./telemetry/types.ts";

@@ -1,0 +1,92 @@
+/**
+ * Ending sessions on the ways out of a process that bypass the REPL's own
+ * `close`: `process.exit()`, a fatal error, SIGTERM and SIGHUP.
+ *
+ * Rules, so that instrumenting a program never changes how it exits:
+ * - `process.exit()` and fatal errors: sessions end synchronously inside the
+ *   process `exit` event, so span processors run there (and can write to a
+ *   spool synchronously); nothing asynchronous is attempted.
+ * - Fatal errors are observed with `uncaughtExceptionMonitor`, which does not
+ *   change how the error is handled.
+ * - SIGTERM/SIGHUP: sessions end, telemetry is flushed within a short bound,
+ *   then, if nobody else listens for that signal, our listener is removed and
+ *   the signal raised again, so the process dies of it exactly as it would
+ *   have (status 143 / 129). If the host listens too, the decision is the host's.
+ */
+import { registry } from "./registry.ts";
+import type { ExitReason } from "./types.ts";
+
+/** How long a signal waits for telemetry to flush before the process goes down. */
+export const SIGNAL_FLUSH_TIMEOUT_MS = 2000;
+
+const SIGNAL_REASONS = { SIGTERM: "sigterm", SIGHUP: "sighup" } as const satisfies Record<string, ExitReason>;
+type HandledSignal = keyof typeof SIGNAL_REASONS;
+
+/** Ends every open session with `reason`. */
+export function endOpenSessions(reason: ExitReason, error?: unknown): void {
+  for (const session of [...registry().live]) session.end(reason, error);
+}
+
+/**
+ * Flushes every registered telemetry pipeline, waiting first for a start-up in
+ * progress, and gives up after `timeoutMs`. Never rejects.
+ */
+export async function flushTelemetry(timeoutMs: number): Promise<void> {
+  const reg = registry();
+  const work = (async () => {
+    if (reg.telemetry !== undefined) await reg.telemetry.catch(() => undefined);
+    reg.unflushed = false;
+    await Promise.allSettled([...reg.flushers].map((flush) => flush()));
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  try {
+    await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Installs the process-level handlers once per process. */
+export function installExitPaths(): void {
+  const reg = registry();
+  if (reg.exitPathsInstalled) return;
+  reg.exitPathsInstalled = true;
+
+  // The monitor also fires for errors a REPL's domain then handles, so a fatal
+  // error is only assumed when `exit` follows in the same turn of the loop.
+  let fatal: { error: unknown } | undefined;
+  process.on("uncaughtExceptionMonitor", (error) => {
+    fatal = { error };
+    setImmediate(() => {
+      fatal = undefined;
+    }).unref();
+  });
+  process.on("exit", () => {
+    if (fatal !== undefined) endOpenSessions("uncaught_error", fatal.error);
+    else endOpenSessions("process_exit");
+  });
+
+  for (const signal of Object.keys(SIGNAL_REASONS) as HandledSignal[]) {
+    let flushing = false;
+    const reraise = () => {
+      process.removeListener(signal, onSignal);
+      process.kill(process.pid, signal);
+    };
+    const onSignal = () => {
+      endOpenSessions(SIGNAL_REASONS[signal]);
+      const hostListens = process.listeners(signal).some((listener) => listener !== onSignal);
+      if (hostListens) {
+        void flushTelemetry(SIGNAL_FLUSH_TIMEOUT_MS);
+        return;
+      }
+      // Nothing to deliver, or a second signal while flushing: go down now.
+      if (flushing || !registry().unflushed) return reraise();
+      flushing = true;
+      void flushTelemetry(SIGNAL_FLUSH_TIMEOUT_MS).then(reraise);
+    };
+    process.on(signal, onSignal);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Process-wide state of the instrumentation.
+ *
+ * It lives on `globalThis` under a registered symbol, not in module scope,
+ * because one process can load this package more than once (the build and
+ * the sources, `--import` and a programmatic import resolving to different
+ * copies): every copy must see the same shells, or a shell would be tracked
+ * twice or handed to a tracer that was never started.
+ *
+ * This module and everything it imports stay free of OpenTelemetry code: it
+ * is on the synchronous start-up path of `--import otel-shell-sessions/register`.
+ */
+import type { ShellSession } from "./session.ts";
+
+/** Turns recorded sessions into spans; the enabled instrumentation registers itself as the binder. */
+export interface SessionBinder {
+  bind(session: ShellSession): void;
+}
+
+export interface Registry {
+  /** Session of each REPLServer seen so far. */
+  readonly sessions: WeakMap<object, ShellSession>;
+  /** Sessions that are open, or ended but not yet handed to a binder. */
+  readonly live: Set<ShellSession>;
+  /** Called with every newly captured session (after the binder, if any). */
+  readonly captureListeners: Set<(session: ShellSession) => void>;
+  /** Bounded flushes of the telemetry pipelines, run on SIGTERM/SIGHUP and before a natural exit. */
+  readonly flushers: Set<() => Promise<void>>;
+  binder: SessionBinder | undefined;
+  /** The telemetry start-up in progress or done, if any (awaited before flushing). */
+  telemetry: Promise<unknown> | undefined;
+  /** Options of a telemetry start-up that has not begun loading yet; later callers may add to them. */
+  pendingOptions: Record<string, unknown> | undefined;
+  /** True once the process-level exit handlers are in place. */
+  exitPathsInstalled: boolean;
+  /** The start-up hook on `REPLServer.prototype`, while installed. */
+  earlyCapture: { target: Record<string, unknown>; name: string; original: unknown; wrapper: unknown } | undefined;
+  /** Set when a session ended since the last flush. */
+  unflushed: boolean;
+}
+
+const KEY = Symbol.for("otel-shell-sessions.registry.v1");
+
+export function registry(): Registry {
+  const holder = globalThis as unknown as Record<symbol, Registry | undefined>;
+  let reg = holder[KEY];
+  if (reg === undefined) {
+    reg = {
+      sessions: new WeakMap(),
+      live: new Set(),
+      captureListeners: new Set(),
+      flushers: new Set(),
+      binder: undefined,
+      telemetry: undefined,
+      pendingOptions: undefined,
+      exitPathsInstalled: false,
+      earlyCapture: undefined,
+      unflushed: false,
+    };
+    Object.defineProperty(globalThis, KEY, { value: reg, enumerable: false, configurable: true, writable: false });
+  }
+  return reg;
+}

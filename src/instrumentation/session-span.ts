@@ -1,0 +1,329 @@
+/**
+ * A recorded shell session as telemetry: its `shell.session` span, optional
+ * `shell.eval` child spans, its metrics, and what the shell itself shows of
+ * it (the banner and the `session` object).
+ */
+import { hostname, userInfo } from "node:os";
+import { isatty } from "node:tty";
+import {
+  type Attributes,
+  type Context,
+  context,
+  type DiagLogger,
+  isSpanContextValid,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from "@opentelemetry/api";
+import type { ReadableSpan, Span as SdkSpan, SpanProcessor } from "@opentelemetry/sdk-trace";
+import type { SessionMetrics } from "./metrics.ts";
+import { applyRedactor, defaultRedact } from "./redact.ts";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HOST_NAME,
+  ATTR_PROCESS_INTERACTIVE,
+  ATTR_PROCESS_PID,
+  ATTR_PROCESS_RUNTIME_NAME,
+  ATTR_PROCESS_RUNTIME_VERSION,
+  ATTR_SESSION_ID,
+  ATTR_SHELL_ADAPTERS,
+  ATTR_SHELL_COMPONENT_NAME,
+  ATTR_SHELL_COMPONENT_VERSION,
+  ATTR_SHELL_EVAL_COUNT,
+  ATTR_SHELL_EVAL_ERROR_COUNT,
+  ATTR_SHELL_EVAL_INDEX,
+  ATTR_SHELL_EVAL_INPUT,
+  ATTR_SHELL_EXIT_REASON,
+  ATTR_SHELL_SESSION_DURATION,
+  ATTR_SHELL_TYPE,
+  ATTR_USER_NAME,
+  DEFAULT_CONTEXT_NAME,
+  PROCESS_RUNTIME_NAME_NODEJS,
+  SPAN_NAME_EVAL,
+  SPAN_NAME_SESSION,
+  UNKNOWN_COMPONENT,
+} from "./semconv.ts";
+import type { EvalScope, SessionObserver, ShellSession } from "./session.ts";
+import type { SessionInfo, ShellOptions, ShellSessionInstrumentationConfig } from "./types.ts";
+
+/** Longest input text recorded on a `shell.eval` span. */
+export const MAX_INPUT_LENGTH = 4096;
+
+export interface SessionSpanDeps {
+  readonly tracer: Tracer;
+  readonly metrics: SessionMetrics;
+  readonly config: ShellSessionInstrumentationConfig;
+  /** Processors that see session spans directly, when the tracer provider is not ours to extend. */
+  readonly forward: readonly SpanProcessor[];
+  readonly diag: DiagLogger;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export interface ResolvedShell {
+  component: string;
+  shellType: string;
+  version: string | undefined;
+  adapters: string[];
+}
+
+/** The shell's description: the component's own options, then the instrumentation's, then the environment. */
+export function resolveShell(
+  session: ShellSession,
+  config: ShellSessionInstrumentationConfig,
+  env: NodeJS.ProcessEnv,
+): ResolvedShell {
+  const own: ShellOptions = session.options;
+  const adaptersFromEnv = env.SHELL_SESSIONS_ADAPTERS?.split(",")
+    .map((a) => a.trim())
+    .filter((a) => a.length > 0);
+  const className = (session.server as { constructor?: { name?: unknown } }).constructor?.name;
+  return {
+    component:
+      own.component ??
+      config.component ??
+      nonEmpty(env.SHELL_SESSIONS_COMPONENT) ??
+      nonEmpty(env.OTEL_SERVICE_NAME) ??
+      UNKNOWN_COMPONENT,
+    shellType:
+      own.shellType ?? config.shellType ?? (typeof className === "string" && className ? className : "REPLServer"),
+    version: own.version ?? config.version ?? nonEmpty(env.SHELL_SESSIONS_COMPONENT_VERSION),
+    adapters: own.adapters ?? config.adapters ?? adaptersFromEnv ?? [],
+  };
+}
+
+/** A boolean environment flag: `true`/`1`/`on`/`yes` or `false`/`0`/`off`/`no`; anything else is unset. */
+export function envFlag(value: string | undefined): boolean | undefined {
+  const v = value?.trim().toLowerCase();
+  if (v === "true" || v === "1" || v === "on" || v === "yes") return true;
+  if (v === "false" || v === "0" || v === "off" || v === "no") return false;
+  return undefined;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value !== undefined && value.trim() !== "" ? value : undefined;
+}
+
+/**
+ * `error.type` of a thrown value: its class name, never its message (which
+ * can quote the input). Values thrown inside a REPL come from the REPL's own
+ * realm, so this looks at the constructor's name rather than `instanceof Error`.
+ */
+export function errorType(error: unknown): string {
+  if (typeof error === "object" && error !== null) {
+    const name = (error as { constructor?: { name?: unknown } }).constructor?.name;
+    if (typeof name === "string" && /^[A-Za-z_$][\w$]{0,99}$/.test(name)) return name;
+    return "_OTHER";
+  }
+  return typeof error;
+}
+
+function userName(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    // No passwd entry for this uid (e.g. some containers): leave the attribute out.
+    return undefined;
+  }
+}
+
+export class SessionSpan implements SessionObserver {
+  readonly span: Span;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly #spanContext: Context;
+  readonly #deps: SessionSpanDeps;
+  readonly #session: ShellSession;
+  readonly #metricAttributes: Attributes;
+  readonly #recording: boolean;
+  #info: SessionInfo | undefined;
+  #onReset: ((ctx: unknown) => void) | undefined;
+
+  constructor(session: ShellSession, deps: SessionSpanDeps) {
+    this.#session = session;
+    this.#deps = deps;
+    const shell = resolveShell(session, deps.config, deps.env);
+    const attributes: Attributes = {
+      [ATTR_SESSION_ID]: session.id,
+      [ATTR_PROCESS_PID]: process.pid,
+      [ATTR_PROCESS_RUNTIME_NAME]: PROCESS_RUNTIME_NAME_NODEJS,
+      [ATTR_PROCESS_RUNTIME_VERSION]: process.versions.node,
+      [ATTR_PROCESS_INTERACTIVE]: isatty(0),
+      [ATTR_HOST_NAME]: hostname(),
+      ...shellAttributes(shell),
+    };
+    const user = userName();
+    if (user !== undefined) attributes[ATTR_USER_NAME] = user;
+
+    // A session is its own trace, even when the shell is opened from code running inside another span.
+    this.span = deps.tracer.startSpan(
+      SPAN_NAME_SESSION,
+      { kind: SpanKind.INTERNAL, startTime: session.startTime, attributes, root: true },
+      ROOT_CONTEXT,
+    );
+    this.#spanContext = trace.setSpan(ROOT_CONTEXT, this.span);
+    const ids = this.span.spanContext();
+    this.traceId = ids.traceId;
+    this.spanId = ids.spanId;
+    this.#recording = this.span.isRecording();
+    this.#metricAttributes = {
+      [ATTR_SHELL_COMPONENT_NAME]: shell.component,
+      [ATTR_SHELL_TYPE]: shell.shellType,
+    };
+
+    if (this.#recording) {
+      for (const processor of deps.forward) {
+        this.#guard("onStart", () => processor.onStart(this.span as SdkSpan, ROOT_CONTEXT));
+      }
+    }
+    this.#guard("metrics", () => {
+      deps.metrics.started.add(1, this.#metricAttributes);
+      deps.metrics.active.add(1, this.#metricAttributes);
+    });
+
+    if (!session.ended && isSpanContextValid(ids)) {
+      this.#info = Object.freeze({
+        id: session.id,
+        traceId: this.traceId,
+        spanId: this.spanId,
+        component: shell.component,
+        shellType: shell.shellType,
+        startedAt: new Date(session.startTime).toISOString(),
+      });
+      this.#guard("context", () => this.#exposeInShell());
+      this.#guard("banner", () => this.#printBanner());
+    }
+  }
+
+  reconfigured(session: ShellSession): void {
+    if (session.ended) return;
+    this.#guard("reconfigure", () => {
+      this.span.setAttributes(shellAttributes(resolveShell(session, this.#deps.config, this.#deps.env)));
+    });
+  }
+
+  beginEval(session: ShellSession, input: string): EvalScope | undefined {
+    const config = this.#deps.config;
+    if (!(config.evalSpans ?? envFlag(this.#deps.env.SHELL_SESSIONS_EVAL_SPANS))) {
+      // Even without per-input spans, what an input does joins the session's trace.
+      const ctx = this.#spanContext;
+      return { run: (fn) => context.with(ctx, fn), end() {}, discard() {} };
+    }
+    const attributes: Attributes = {
+      [ATTR_SESSION_ID]: session.id,
+      [ATTR_SHELL_EVAL_INDEX]: session.evalCount + 1,
+    };
+    if (config.captureInput ?? envFlag(this.#deps.env.SHELL_SESSIONS_CAPTURE_INPUT)) {
+      const text = applyRedactor(config.redactInput ?? defaultRedact, input.replace(/\n$/, ""));
+      if (text !== undefined) attributes[ATTR_SHELL_EVAL_INPUT] = text.slice(0, MAX_INPUT_LENGTH);
+    }
+    const span = this.#deps.tracer.startSpan(
+      SPAN_NAME_EVAL,
+      { kind: SpanKind.INTERNAL, attributes },
+      this.#spanContext,
+    );
+    const ctx = trace.setSpan(this.#spanContext, span);
+    return {
+      run: (fn) => context.with(ctx, fn),
+      end: (error) => {
+        if (error !== undefined) {
+          span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
+          span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        span.end();
+      },
+      // Left unended, the span is never exported: an incomplete line is not an input of its own.
+      discard() {},
+    };
+  }
+
+  ended(session: ShellSession): void {
+    const endTime = session.endTime ?? Date.now();
+    const seconds = Math.max(0, (endTime - session.startTime) / 1000);
+    const reason = session.exitReason ?? "closed";
+    this.#guard("end", () => {
+      this.span.setAttributes({
+        [ATTR_SHELL_EXIT_REASON]: reason,
+        [ATTR_SHELL_EVAL_COUNT]: session.evalCount,
+        [ATTR_SHELL_EVAL_ERROR_COUNT]: session.evalErrorCount,
+        [ATTR_SHELL_SESSION_DURATION]: seconds,
+      });
+      if (reason === "uncaught_error") {
+        this.span.setAttribute(ATTR_ERROR_TYPE, errorType(session.fatalError));
+        this.span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      this.span.end(endTime);
+    });
+    if (this.#recording) {
+      for (const processor of this.#deps.forward) {
+        this.#guard("onEnd", () => processor.onEnd(this.span as unknown as ReadableSpan));
+      }
+    }
+    this.#guard("metrics", () => {
+      const metrics = this.#deps.metrics;
+      metrics.active.add(-1, this.#metricAttributes);
+      metrics.duration.record(seconds, this.#metricAttributes);
+      metrics.ended.add(1, { ...this.#metricAttributes, [ATTR_SHELL_EXIT_REASON]: reason });
+    });
+    if (this.#onReset !== undefined) {
+      (session.server as unknown as NodeJS.EventEmitter).removeListener("reset", this.#onReset);
+      this.#onReset = undefined;
+    }
+  }
+
+  /** Puts the `session` object into the shell's context, and back after `.clear` resets it. */
+  #exposeInShell(): void {
+    const name = this.#deps.config.contextName ?? DEFAULT_CONTEXT_NAME;
+    const info = this.#info;
+    if (name === false || name === "" || info === undefined) return;
+    const server = this.#session.server as unknown as NodeJS.EventEmitter & { context?: unknown };
+    const expose = (ctx: unknown) => {
+      if (typeof ctx !== "object" || ctx === null || name in ctx) return;
+      Object.defineProperty(ctx, name, { value: info, writable: true, configurable: true, enumerable: false });
+    };
+    expose(server.context);
+    this.#onReset = (ctx) => this.#guard("context", () => expose(ctx));
+    server.on("reset", this.#onReset);
+  }
+
+  /** Writes the banner above the prompt the REPL has already shown, then redraws the prompt and the line being typed. */
+  #printBanner(): void {
+    const config = this.#deps.config;
+    if (!(config.banner ?? envFlag(this.#deps.env.SHELL_SESSIONS_BANNER) ?? true)) return;
+    const server = this.#session.server as unknown as {
+      output?: NodeJS.WritableStream & { destroyed?: boolean; writable?: boolean };
+      terminal?: boolean;
+      closed?: boolean;
+      displayPrompt?: (preserveCursor?: boolean) => void;
+    };
+    const output = server.output;
+    if (output === undefined || typeof output.write !== "function" || output.destroyed || output.writable === false) {
+      return;
+    }
+    if (server.closed) return;
+    const line = `session tracking on · session ${this.#session.id} · trace ${this.traceId}`;
+    output.write(server.terminal ? `\r\x1b[K${line}\n` : `${line}\n`);
+    server.displayPrompt?.(true);
+  }
+
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      const message = error instanceof Error ? `: ${error.message.slice(0, 200)}` : "";
+      this.#deps.diag.error(`shell session ${what} failed (${errorType(error)})${message}`);
+    }
+  }
+}
+
+function shellAttributes(shell: ResolvedShell): Attributes {
+  const attributes: Attributes = {
+    [ATTR_SHELL_COMPONENT_NAME]: shell.component,
+    [ATTR_SHELL_TYPE]: shell.shellType,
+  };
+  if (shell.version !== undefined) attributes[ATTR_SHELL_COMPONENT_VERSION] = shell.version;
+  if (shell.adapters.length > 0) attributes[ATTR_SHELL_ADAPTERS] = [...shell.adapters];
+  return attributes;
+}

@@ -1,0 +1,132 @@
+/**
+ * Starting telemetry for shell sessions: the OpenTelemetry Node SDK,
+ * configured from the standard `OTEL_*` variables, with the shell session
+ * instrumentation and the session delivery processors, or, when another SDK
+ * is already registered in the process, the instrumentation attached to it.
+ *
+ * This is the heavy part of the package. It is loaded after the first
+ * prompt is on screen (see bootstrap.ts), never on the way to it.
+ */
+import { diag, metrics, ProxyTracerProvider, trace } from "@opentelemetry/api";
+import { registerInstrumentations } from "@opentelemetry/instrumentation";
+import type { SpanProcessor } from "@opentelemetry/sdk-trace";
+import { flushTelemetry } from "../instrumentation/exit-paths.ts";
+import { ShellSessionInstrumentation } from "../instrumentation/instrumentation.ts";
+import { registry } from "../instrumentation/registry.ts";
+import { deliverySpanProcessors } from "./delivery.ts";
+import { spanProcessorsFromEnv } from "./env.ts";
+import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
+
+/** How long a natural exit waits for the last export. */
+export const EXIT_FLUSH_TIMEOUT_MS = 5000;
+
+interface Flushable {
+  forceFlush?: () => Promise<unknown>;
+}
+
+/**
+ * Whether some SDK already registered a global tracer provider. The API hands
+ * out its own proxy until one is registered, whose delegate is then the
+ * API's shared no-op provider, the same one a fresh proxy returns.
+ */
+export function globalTracerProviderRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  if (!(provider instanceof ProxyTracerProvider)) return true;
+  return provider.getDelegate() !== new ProxyTracerProvider().getDelegate();
+}
+
+function globalTracerProvider(): Flushable {
+  const provider = trace.getTracerProvider();
+  return (provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider) as Flushable;
+}
+
+async function flushOf(target: Flushable): Promise<void> {
+  if (typeof target.forceFlush === "function") await target.forceFlush();
+}
+
+async function delivery(): Promise<SpanProcessor[]> {
+  try {
+    return await deliverySpanProcessors(process.env);
+  } catch (error) {
+    // Shells keep working and the other exporters keep exporting without delivery.
+    diag.error(
+      `shell session delivery is off: ${error instanceof Error ? error.message : "could not set up its span processors"}`,
+    );
+    return [];
+  }
+}
+
+/** Flush before a natural exit, once per batch of ended sessions (`beforeExit` fires again after the flush). */
+function flushBeforeExit(): () => void {
+  const onBeforeExit = () => {
+    if (registry().unflushed) void flushTelemetry(EXIT_FLUSH_TIMEOUT_MS);
+  };
+  process.on("beforeExit", onBeforeExit);
+  return () => process.removeListener("beforeExit", onBeforeExit);
+}
+
+function attach(instrumentation: ShellSessionInstrumentation, sessionProcessors: SpanProcessor[]): ShellTelemetry {
+  const reg = registry();
+  // Another SDK owns the providers and cannot be given more processors: session spans reach ours directly.
+  instrumentation.setSessionSpanProcessors(sessionProcessors);
+  registerInstrumentations({ instrumentations: [instrumentation] });
+  const flush = async () => {
+    await Promise.allSettled([flushOf(globalTracerProvider()), ...sessionProcessors.map((p) => p.forceFlush())]);
+  };
+  reg.flushers.add(flush);
+  const stopExitFlush = flushBeforeExit();
+  return {
+    mode: "attached",
+    instrumentation,
+    forceFlush: flush,
+    async shutdown() {
+      stopExitFlush();
+      reg.flushers.delete(flush);
+      await flush();
+      instrumentation.disable();
+      await Promise.allSettled(sessionProcessors.map((p) => p.shutdown()));
+    },
+  };
+}
+
+export async function startSdk(options: ShellTelemetryOptions = {}): Promise<ShellTelemetry> {
+  const { serviceName, spanProcessors: extra = [], metricReaders, ...config } = options;
+  const reg = registry();
+  const instrumentation = new ShellSessionInstrumentation({ ...config, enabled: false });
+  if (/^\s*true\s*$/i.test(process.env.OTEL_SDK_DISABLED ?? "")) {
+    return { mode: "disabled", instrumentation, forceFlush: async () => {}, shutdown: async () => {} };
+  }
+  const sessionProcessors = [...(await delivery()), ...extra];
+  if (globalTracerProviderRegistered()) return attach(instrumentation, sessionProcessors);
+
+  const { NodeSDK } = await import("@opentelemetry/sdk-node");
+  const envProcessors = await spanProcessorsFromEnv(process.env);
+  // Checked again: another SDK may have registered while these were loading.
+  if (globalTracerProviderRegistered()) {
+    await Promise.allSettled(envProcessors.map((p) => p.shutdown()));
+    return attach(instrumentation, sessionProcessors);
+  }
+  const sdk = new NodeSDK({
+    serviceName: serviceName ?? (process.env.OTEL_SERVICE_NAME ? undefined : config.component),
+    spanProcessors: [...envProcessors, ...sessionProcessors],
+    ...(metricReaders !== undefined ? { metricReaders } : {}),
+    instrumentations: [instrumentation],
+  });
+  sdk.start();
+  const flush = async () => {
+    await Promise.allSettled([flushOf(globalTracerProvider()), flushOf(metrics.getMeterProvider() as Flushable)]);
+  };
+  reg.flushers.add(flush);
+  const stopExitFlush = flushBeforeExit();
+  return {
+    mode: "sdk",
+    instrumentation,
+    forceFlush: flush,
+    async shutdown() {
+      stopExitFlush();
+      reg.flushers.delete(flush);
+      instrumentation.disable();
+      await sdk.shutdown();
+    },
+  };
+}

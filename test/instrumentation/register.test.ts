@@ -1,0 +1,196 @@
+/**
+ * `node --import otel-shell-sessions/register`: the SDK it starts from the
+ * standard `OTEL_*` variables (spans over OTLP to a test receiver, metrics on
+ * a Prometheus endpoint), its co-existence with
+ * `@opentelemetry/auto-instrumentations-node/register`, and its use from a
+ * program outside this repository. Needs `npm run build` (the package's
+ * entry points are in dist/).
+ */
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { spawnPty } from "../helpers/pty.ts";
+import { OtlpReceiver, type ReceivedSpan } from "./otlp-receiver.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const FIXTURES = join(ROOT, "test/fixtures");
+const REGISTER = join(ROOT, "dist/register.js");
+const BANNER = /session tracking on · session ([0-9a-f-]{36}) · trace ([0-9a-f]{32})/;
+const work = mkdtempSync(join(tmpdir(), "shell-register-"));
+let receiver: OtlpReceiver;
+
+before(async () => {
+  receiver = await OtlpReceiver.start();
+});
+after(async () => {
+  await receiver.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** Environment common to every child: no tracker delivery, nothing outside the test's own receivers. */
+function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    SHELL_SESSIONS_DELIVERY: "off",
+    SHELL_SESSIONS_STATE_DIR: work,
+    OTEL_METRICS_EXPORTER: "none",
+    OTEL_LOGS_EXPORTER: "none",
+    ...receiver.env(),
+    ...extra,
+  };
+}
+
+function sessionSpansOf(sessionId: string): (spans: ReceivedSpan[]) => ReceivedSpan[] {
+  return (spans) => spans.filter((s) => s.name === "shell.session" && s.attributes["session.id"] === sessionId);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe("the SDK register starts", () => {
+  test("is configured from OTEL_*: the session span goes over OTLP, named for the service", async (t) => {
+    const shell = spawnPty(["--import", REGISTER, join(FIXTURES, "repl-host.cjs")], {
+      cwd: FIXTURES,
+      env: childEnv({ OTEL_SERVICE_NAME: "ops-api", SHELL_SESSIONS_ADAPTERS: "redis, postgres" }),
+    });
+    t.after(() => shell.dispose());
+    await shell.waitFor("host> ");
+    const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
+    shell.type(".exit");
+    assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
+    const spans = sessionSpansOf(sessionId)(await receiver.waitFor((s) => sessionSpansOf(sessionId)(s).length > 0));
+    assert.equal(spans.length, 1);
+    const [span] = spans as [ReceivedSpan];
+    assert.equal(span.traceId, traceId);
+    assert.equal(span.scope, "otel-shell-sessions");
+    assert.equal(span.resource["service.name"], "ops-api");
+    assert.equal(span.attributes["shell.component.name"], "ops-api");
+    assert.deepEqual(span.attributes["shell.adapters"], ["redis", "postgres"]);
+    assert.equal(span.attributes["shell.exit.reason"], "exit_command");
+  });
+
+  test("flushes on SIGTERM before the signal takes the process down", async (t) => {
+    const shell = spawnPty(["--import", REGISTER, join(FIXTURES, "repl-host.cjs")], {
+      cwd: FIXTURES,
+      env: childEnv({ SHELL_SESSIONS_COMPONENT: "billing", OTEL_BSP_SCHEDULE_DELAY: "60000" }),
+    });
+    t.after(() => shell.dispose());
+    await shell.waitFor("host> ");
+    const sessionId = (await shell.waitFor(BANNER))[1] as string;
+    shell.kill("SIGTERM");
+    assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 15 });
+    const [span] = sessionSpansOf(sessionId)(receiver.spans);
+    assert.ok(span, "the span was exported before the process died");
+    assert.equal(span.attributes["shell.exit.reason"], "sigterm");
+    assert.equal(span.attributes["shell.component.name"], "billing");
+  });
+
+  test("with OTEL_METRICS_EXPORTER=prometheus, the endpoint shows the active session, then its end", async (t) => {
+    const port = await freePort();
+    const shell = spawnPty(["--import", REGISTER, join(FIXTURES, "repl-host.cjs")], {
+      cwd: FIXTURES,
+      env: childEnv({
+        OTEL_METRICS_EXPORTER: "prometheus",
+        OTEL_EXPORTER_PROMETHEUS_HOST: "127.0.0.1",
+        OTEL_EXPORTER_PROMETHEUS_PORT: String(port),
+        OTEL_TRACES_EXPORTER: "none",
+        SHELL_SESSIONS_COMPONENT: "metrics-host",
+        FIXTURE_AFTER_CLOSE: "stay",
+      }),
+    });
+    t.after(() => shell.dispose());
+    await shell.waitFor("host> ");
+    const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const sample = (text: string, name: string) => {
+      const line = text
+        .split("\n")
+        .find((l) => l.startsWith(`${name}{`) && l.includes('shell_component_name="metrics-host"'));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+    };
+    const deadline = Date.now() + 30_000;
+    let during = "";
+    while (sample(during, "shell_session_active") !== 1) {
+      assert.ok(Date.now() < deadline, `no active session on the endpoint:\n${during}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      during = await scrape().catch(() => "");
+    }
+    assert.equal(sample(during, "shell_session_duration_count"), undefined);
+    shell.type(".exit");
+    await shell.waitFor("[host] shell closed");
+    const afterExit = await scrape();
+    assert.equal(sample(afterExit, "shell_session_active"), 0);
+    assert.equal(sample(afterExit, "shell_session_duration_count"), 1);
+    assert.match(afterExit, /shell_session_ended_total\{[^}]*shell_exit_reason="exit_command"[^}]*\} 1/);
+    shell.kill("SIGTERM");
+    assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 15 });
+  });
+});
+
+describe("with @opentelemetry/auto-instrumentations-node/register in the same process", () => {
+  for (const order of ["auto first", "register first"] as const) {
+    test(`${order}: one SDK, our span, and the shell's own HTTP call in the session's trace`, async (t) => {
+      const auto = ["--import", "@opentelemetry/auto-instrumentations-node/register"];
+      const ours = ["--import", REGISTER];
+      const imports = order === "auto first" ? [...auto, ...ours] : [...ours, ...auto];
+      const shell = spawnPty([...imports, join(FIXTURES, "repl-host.cjs")], {
+        cwd: FIXTURES,
+        env: childEnv({
+          OTEL_SERVICE_NAME: "coexist",
+          OTEL_LOG_LEVEL: "warn",
+          OTEL_NODE_ENABLED_INSTRUMENTATIONS: "http",
+          OTEL_NODE_RESOURCE_DETECTORS: "serviceinstance",
+        }),
+      });
+      t.after(() => shell.dispose());
+      await shell.waitFor("host> ");
+      const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
+      const mark = shell.mark();
+      shell.type(
+        `void require("node:http").get("${receiver.url}/ping", (r) => r.resume().on("end", () => console.log("ping done")))`,
+      );
+      await shell.waitFor("ping done", { since: mark });
+      shell.type(".exit");
+      assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
+      const inTrace = await receiver.waitFor(
+        (spans) =>
+          sessionSpansOf(sessionId)(spans).length > 0 &&
+          spans.some((s) => s.traceId === traceId && s.name !== "shell.session"),
+      );
+      const session = sessionSpansOf(sessionId)(inTrace);
+      assert.equal(session.length, 1, "exactly one session span");
+      const client = inTrace.find((s) => s.traceId === traceId && s.name !== "shell.session");
+      assert.equal(client?.parentSpanId, session[0]?.spanId, "the shell's HTTP call is a child of the session span");
+      const instances = new Set(
+        inTrace.filter((s) => s.traceId === traceId).map((s) => s.resource["service.instance.id"]),
+      );
+      assert.equal(instances.size, 1, "both spans come from one SDK");
+      assert.doesNotMatch(shell.output, /duplicate registration/i);
+    });
+  }
+});
+
+describe("from a program outside this repository", () => {
+  test("--import with the absolute path of dist/register.js, and through a node_modules link", async (t) => {
+    const app = join(work, "outside-app");
+    mkdirSync(join(app, "node_modules"), { recursive: true });
+    copyFileSync(join(FIXTURES, "repl-host.cjs"), join(app, "app.cjs"));
+    symlinkSync(ROOT, join(app, "node_modules", "otel-shell-sessions"), "dir");
+    for (const specifier of [REGISTER, "otel-shell-sessions/register"]) {
+      const shell = spawnPty(["--import", specifier, "app.cjs"], { cwd: app, env: childEnv() });
+      t.after(() => shell.dispose());
+      await shell.waitFor("host> ");
+      const sessionId = (await shell.waitFor(BANNER))[1] as string;
+      shell.write("\x04");
+      assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
+      const [span] = sessionSpansOf(sessionId)(await receiver.waitFor((s) => sessionSpansOf(sessionId)(s).length > 0));
+      assert.equal(span?.attributes["shell.exit.reason"], "eof", specifier);
+    }
+  });
+});
