@@ -46,14 +46,36 @@ In the shell: \`inventory\` (a small in-memory stock), \`health()\`, \`session\`
 
 Environment:
   OTEL_SERVICE_NAME               service.name of the telemetry (default: the component)
-  OTEL_TRACES_EXPORTER            otlp (default), console or none
-  OTEL_EXPORTER_OTLP_ENDPOINT     where OTLP goes (default http://localhost:4318)
+  OTEL_TRACES_EXPORTER            otlp, console or none (default: otlp when an OTLP endpoint is set, else none)
+  OTEL_EXPORTER_OTLP_ENDPOINT     where OTLP goes, e.g. http://localhost:4318
   OTEL_EXPORTER_OTLP_PROTOCOL     http/protobuf (default), http/json or grpc
-  OTEL_METRICS_EXPORTER           otlp (default), prometheus (serves :9464/metrics), console or none
+  OTEL_METRICS_EXPORTER           otlp, prometheus (serves :9464/metrics), console or none
+                                  (default: otlp when an OTLP endpoint is set, else none)
   SESSION_BUDDY_URL               the tracker (default http://127.0.0.1:8678/mcp)
   SHELL_SESSIONS_DELIVERY=off     do not deliver sessions to the tracker
   SHELL_SESSIONS_BANNER=off       no "session tracking on" line
 `;
+
+const OTLP_ENDPOINT_VARIABLES = [
+  "OTEL_EXPORTER_OTLP_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+];
+
+/**
+ * The demo is what `npm start` opens on a laptop with no Collector. The OTLP
+ * exporters' standard default would send to localhost:4318 and, with nothing
+ * there, retry for about 8 s on the way out; so unless an OTLP endpoint is
+ * configured, exporters the user did not choose are off (delivery to the
+ * tracker is not an OTLP exporter and stays on).
+ */
+export function applyDemoExporterDefaults(env: NodeJS.ProcessEnv): void {
+  if (OTLP_ENDPOINT_VARIABLES.some((name) => env[name])) return;
+  for (const name of ["OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"]) {
+    if (!env[name]) env[name] = "none";
+  }
+}
 
 function usageError(message: string): number {
   process.stderr.write(`shell-sessions shell: ${message}\n\n${usage}`);
@@ -119,6 +141,7 @@ export async function run(args: string[]): Promise<number> {
 
   let telemetry: Promise<ShellTelemetry> | undefined;
   if (values.tracking) {
+    applyDemoExporterDefaults(process.env);
     telemetry = bootstrapTelemetry({
       component,
       shellType: SHELL_TYPE,
