@@ -108,7 +108,8 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
   }
   const sdk = new NodeSDK({
     serviceName:
-      serviceName ?? (process.env.OTEL_SERVICE_NAME ? undefined : (config.component ?? process.env.SHELL_SESSIONS_COMPONENT)),
+      serviceName ??
+      (process.env.OTEL_SERVICE_NAME ? undefined : (config.component ?? process.env.SHELL_SESSIONS_COMPONENT)),
     spanProcessors: [...envProcessors, ...sessionProcessors],
     ...(metricReaders !== undefined ? { metricReaders } : {}),
     instrumentations: [instrumentation],

@@ -1,17 +1,9 @@
 /** `shell-sessions list`: list tracked sessions, reading the store directly. */
-import { parseArgs } from "node:util";
 import { sanitizeText } from "../../contract/sanitize.ts";
 import { COMPONENT_NAME_PATTERN, LIST_LIMIT_MAX, type SessionRecord, SessionStatus } from "../../contract/schemas.ts";
-import { expireLeases } from "../../server/lease.ts";
-import {
-  DEFAULT_LEASE_SECONDS,
-  ENV_LEASE_SECONDS,
-  ENV_STORE,
-  OptionError,
-  resolveLeaseSeconds,
-  resolveStoreSpec,
-} from "../../server/options.ts";
-import { defaultStoreSpec, openStore } from "../../store/index.ts";
+import { DEFAULT_LEASE_SECONDS, ENV_LEASE_SECONDS, ENV_STORE } from "../../server/options.ts";
+import { parseCommandArgs, usageError } from "../args.ts";
+import { withStore } from "../store-access.ts";
 
 const DEFAULT_LIMIT = 50;
 
@@ -39,11 +31,6 @@ Examples:
   shell-sessions list --component mahavishnu --limit 10
   shell-sessions list --store postgres://tracker@db.internal/tracker --json
 `;
-
-function usageError(message: string): number {
-  process.stderr.write(`shell-sessions list: ${message}\n\n${usage}`);
-  return 2;
-}
 
 function pad2(n: number): string {
   return String(n).padStart(2, "0");
@@ -102,70 +89,43 @@ export function formatTable(sessions: readonly SessionRecord[], now = new Date()
   return `${[line(header), ...rows.map(line)].join("\n")}\n`;
 }
 
-const parse = (args: string[]) =>
-  parseArgs({
-    args,
-    options: {
-      active: { type: "boolean" },
-      status: { type: "string" },
-      component: { type: "string" },
-      host: { type: "string" },
-      limit: { type: "string" },
-      store: { type: "string" },
-      lease: { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    allowPositionals: false,
-    strict: true,
-  });
+const command = {
+  name: "list",
+  usage,
+  options: {
+    active: { type: "boolean" },
+    status: { type: "string" },
+    component: { type: "string" },
+    host: { type: "string" },
+    limit: { type: "string" },
+    store: { type: "string" },
+    lease: { type: "string" },
+    json: { type: "boolean" },
+  },
+} as const;
 
 export async function run(args: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>["values"];
-  try {
-    ({ values } = parse(args));
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(usage);
-    return 0;
-  }
+  const parsed = parseCommandArgs(command, args);
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   let status: SessionStatus | undefined;
   if (values.status !== undefined) {
-    const parsed = SessionStatus.safeParse(values.status);
-    if (!parsed.success) return usageError("--status must be one of active, ended, abandoned");
-    status = parsed.data;
+    const wanted = SessionStatus.safeParse(values.status);
+    if (!wanted.success) return usageError(command, "--status must be one of active, ended, abandoned");
+    status = wanted.data;
   }
   if (values.active) {
-    if (status !== undefined && status !== "active") return usageError("--active contradicts --status");
+    if (status !== undefined && status !== "active") return usageError(command, "--active contradicts --status");
     status = "active";
   }
   if (values.component !== undefined && !COMPONENT_NAME_PATTERN.test(values.component)) {
-    return usageError("--component must match ^[a-zA-Z0-9_-]+$");
+    return usageError(command, "--component must match ^[a-zA-Z0-9_-]+$");
   }
   const limit = values.limit === undefined ? DEFAULT_LIMIT : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
-    return usageError(`--limit must be a whole number from 1 to ${LIST_LIMIT_MAX}`);
+    return usageError(command, `--limit must be a whole number from 1 to ${LIST_LIMIT_MAX}`);
   }
-  let leaseSeconds: number;
-  try {
-    leaseSeconds = resolveLeaseSeconds(values.lease);
-  } catch (error) {
-    if (error instanceof OptionError) return usageError(error.message);
-    throw error;
-  }
-
-  const spec = resolveStoreSpec(values.store) ?? defaultStoreSpec();
-  let store: Awaited<ReturnType<typeof openStore>>;
-  try {
-    store = await openStore(spec);
-  } catch (error) {
-    process.stderr.write(`shell-sessions list: cannot open the store: ${(error as Error).message}\n`);
-    return 1;
-  }
-  try {
-    await expireLeases(store, leaseSeconds);
+  return withStore(command, values, async (store) => {
     const page = await store.listSessions({
       limit,
       ...(status !== undefined ? { status } : {}),
@@ -183,10 +143,5 @@ export async function run(args: string[]): Promise<number> {
       }
     }
     return 0;
-  } catch (error) {
-    process.stderr.write(`shell-sessions list: ${(error as Error).message}\n`);
-    return 1;
-  } finally {
-    await store.close();
-  }
+  });
 }

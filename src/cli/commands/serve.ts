@@ -1,5 +1,4 @@
 /** `shell-sessions serve`: run the Session-Buddy-compatible tracker server. */
-import { parseArgs } from "node:util";
 import { AuthError, SecretError } from "../../auth/jwt.ts";
 import { secretFilePath } from "../../auth/secret.ts";
 import { stderrLogger } from "../../server/log.ts";
@@ -24,6 +23,7 @@ import {
 } from "../../server/options.ts";
 import { startServerSdk } from "../../server/otel-sdk.ts";
 import { startStdioTracker, startTrackerServer } from "../../server/tracker.ts";
+import { parseCommandArgs, usageError } from "../args.ts";
 
 export const usage = `Usage: shell-sessions serve [options]
 
@@ -85,13 +85,7 @@ const options = {
   "max-body": { type: "string" },
   "insecure-no-auth": { type: "boolean" },
   "allow-insecure-remote": { type: "boolean" },
-  help: { type: "boolean", short: "h" },
 } as const;
-
-function usageError(message: string): number {
-  process.stderr.write(`shell-sessions serve: ${message}\n\n${usage}`);
-  return 2;
-}
 
 /** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
 function untilSignal(): { signal: Promise<string>; dispose(): void } {
@@ -118,19 +112,12 @@ function untilSignal(): { signal: Promise<string>; dispose(): void } {
   };
 }
 
-const parse = (args: string[]) => parseArgs({ args, options, allowPositionals: false, strict: true });
+const command = { name: "serve", usage, options } as const;
 
 export async function run(args: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>["values"];
-  try {
-    ({ values } = parse(args));
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(usage);
-    return 0;
-  }
+  const parsed = parseCommandArgs(command, args);
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
 
   const log = stderrLogger();
   let settings: {
@@ -154,7 +141,7 @@ export async function run(args: string[]): Promise<number> {
       store: resolveStoreSpec(values.store),
     };
   } catch (error) {
-    if (error instanceof OptionError) return usageError(error.message);
+    if (error instanceof OptionError) return usageError(command, error.message);
     throw error;
   }
   const stdio = values.stdio === true;

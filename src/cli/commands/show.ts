@@ -1,17 +1,9 @@
 /** `shell-sessions show`: every field of one tracked session, reading the store directly. */
-import { parseArgs } from "node:util";
 import { sanitizeText } from "../../contract/sanitize.ts";
 import type { SessionRecord } from "../../contract/schemas.ts";
-import { expireLeases } from "../../server/lease.ts";
-import {
-  DEFAULT_LEASE_SECONDS,
-  ENV_LEASE_SECONDS,
-  ENV_STORE,
-  OptionError,
-  resolveLeaseSeconds,
-  resolveStoreSpec,
-} from "../../server/options.ts";
-import { defaultStoreSpec, openStore } from "../../store/index.ts";
+import { DEFAULT_LEASE_SECONDS, ENV_LEASE_SECONDS, ENV_STORE } from "../../server/options.ts";
+import { parseCommandArgs, usageError } from "../args.ts";
+import { withStore } from "../store-access.ts";
 import { formatDuration } from "./list.ts";
 
 export const usage = `Usage: shell-sessions show SESSION_ID [options]
@@ -29,11 +21,6 @@ Examples:
   shell-sessions show sess_3q2H0bRk1n7cWmZl0sY4xA
   shell-sessions show sess_3q2H0bRk1n7cWmZl0sY4xA --json
 `;
-
-function usageError(message: string): number {
-  process.stderr.write(`shell-sessions show: ${message}\n\n${usage}`);
-  return 2;
-}
 
 function text(value: unknown, indent: string): string {
   if (value === null || value === undefined) return "-";
@@ -73,50 +60,24 @@ export function formatSession(session: SessionRecord): string {
   return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${text(v, indent)}`).join("\n")}\n`;
 }
 
-const parse = (args: string[]) =>
-  parseArgs({
-    args,
-    options: {
-      json: { type: "boolean" },
-      store: { type: "string" },
-      lease: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+const command = {
+  name: "show",
+  usage,
+  options: {
+    json: { type: "boolean" },
+    store: { type: "string" },
+    lease: { type: "string" },
+  },
+  allowPositionals: true,
+} as const;
 
 export async function run(args: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(args);
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
+  const parsed = parseCommandArgs(command, args);
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(usage);
-    return 0;
-  }
-  if (positionals.length !== 1 || positionals[0] === "") return usageError("give exactly one SESSION_ID");
+  if (positionals.length !== 1 || positionals[0] === "") return usageError(command, "give exactly one SESSION_ID");
   const sessionId = positionals[0] as string;
-  let leaseSeconds: number;
-  try {
-    leaseSeconds = resolveLeaseSeconds(values.lease);
-  } catch (error) {
-    if (error instanceof OptionError) return usageError(error.message);
-    throw error;
-  }
-  const spec = resolveStoreSpec(values.store) ?? defaultStoreSpec();
-  let store: Awaited<ReturnType<typeof openStore>>;
-  try {
-    store = await openStore(spec);
-  } catch (error) {
-    process.stderr.write(`shell-sessions show: cannot open the store: ${(error as Error).message}\n`);
-    return 1;
-  }
-  try {
-    await expireLeases(store, leaseSeconds);
+  return withStore(command, values, async (store) => {
     const session = await store.getSession(sessionId);
     if (!session) {
       process.stderr.write(
@@ -126,10 +87,5 @@ export async function run(args: string[]): Promise<number> {
     }
     process.stdout.write(values.json ? `${JSON.stringify(session, null, 2)}\n` : formatSession(session));
     return 0;
-  } catch (error) {
-    process.stderr.write(`shell-sessions show: ${(error as Error).message}\n`);
-    return 1;
-  } finally {
-    await store.close();
-  }
+  });
 }

@@ -1,5 +1,5 @@
 /** `shell-sessions spool`: show what waits in the local spool, or deliver it now. */
-import { parseArgs } from "node:util";
+import { parseCommandArgs, usageError } from "../args.ts";
 
 export const usage = `Usage: shell-sessions spool [--json] [--limit N]
        shell-sessions spool drain [--url URL | --command CMD] [--timeout SECONDS]
@@ -38,31 +38,27 @@ Examples:
   SESSION_BUDDY_TOKEN=$(shell-sessions token --component mahavishnu) shell-sessions spool drain
 `;
 
-function usageError(message: string): number {
-  process.stderr.write(`shell-sessions spool: ${message}\n\n${usage}`);
-  return 2;
-}
+const listCommand = {
+  name: "spool",
+  usage,
+  options: { json: { type: "boolean" }, limit: { type: "string" } },
+} as const;
+
+const drainCommand = {
+  name: "spool drain",
+  usage,
+  options: { url: { type: "string" }, command: { type: "string" }, timeout: { type: "string" } },
+} as const;
 
 export async function run(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
-    process.stdout.write(usage);
-    return 0;
-  }
   if (args[0] === "drain") return drain(args.slice(1));
-  let values: { json?: boolean; limit?: string };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { json: { type: "boolean" }, limit: { type: "string" } },
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
+  const parsed = parseCommandArgs(listCommand, args);
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   let limit = 50;
   if (values.limit !== undefined) {
     if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 100_000) {
-      return usageError("--limit must be a whole number from 1 to 100000");
+      return usageError(listCommand, "--limit must be a whole number from 1 to 100000");
     }
     limit = Number(values.limit);
   }
@@ -158,28 +154,24 @@ async function show(json: boolean, limit: number): Promise<number> {
 }
 
 async function drain(args: string[]): Promise<number> {
-  let values: { url?: string; command?: string; timeout?: string };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { url: { type: "string" }, command: { type: "string" }, timeout: { type: "string" } },
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
+  const parsed = parseCommandArgs(drainCommand, args);
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   const { createLogger, describeTransport, resolveDeliveryOptions, SessionDelivery, Spool } = await import(
     "../../exporter/index.ts"
   );
   const { parseCommand, parseUrl } = await import("../../exporter/options.ts");
   if (values.url !== undefined && values.command !== undefined) {
-    return usageError("give either --url or --command, not both");
+    return usageError(drainCommand, "give either --url or --command, not both");
   }
   let timeoutSeconds = 60;
   if (values.timeout !== undefined) {
     const n = Number(values.timeout);
     if (!/^\d+(\.\d+)?$/.test(values.timeout) || !(n > 0) || n > 86_400) {
-      return usageError("--timeout must be a number of seconds greater than 0 and at most 86400, such as 60");
+      return usageError(
+        drainCommand,
+        "--timeout must be a number of seconds greater than 0 and at most 86400, such as 60",
+      );
     }
     timeoutSeconds = n;
   }
@@ -188,7 +180,7 @@ async function drain(args: string[]): Promise<number> {
     if (values.url !== undefined) transport = { kind: "http", url: parseUrl(values.url, "--url") };
     if (values.command !== undefined) transport = { kind: "stdio", ...parseCommand(values.command, "--command") };
   } catch (error) {
-    return usageError((error as Error).message);
+    return usageError(drainCommand, (error as Error).message);
   }
   // An explicit drain runs even where background delivery is switched off.
   const env = { ...process.env, SHELL_SESSIONS_DELIVERY: "on" };

@@ -1,5 +1,4 @@
 /** `shell-sessions token`: mint a JWT for a component from the shared secret. */
-import { parseArgs } from "node:util";
 import {
   AuthError,
   DEFAULT_TOKEN_TTL_SECONDS,
@@ -10,6 +9,7 @@ import {
 } from "../../auth/jwt.ts";
 import { findSecret, secretFilePath } from "../../auth/secret.ts";
 import { COMPONENT_NAME_PATTERN } from "../../contract/schemas.ts";
+import { parseCommandArgs, usageError } from "../args.ts";
 
 const KNOWN_SCOPES = [SCOPE_READ, SCOPE_WRITE, "*"];
 const MAX_TTL_SECONDS = 366 * 24 * 3600;
@@ -54,43 +54,31 @@ export function parseTtl(text: string): number | undefined {
   return seconds > 0 && seconds <= MAX_TTL_SECONDS ? seconds : undefined;
 }
 
-function usageError(message: string): number {
-  process.stderr.write(`shell-sessions token: ${message}\n\n${usage}`);
-  return 2;
-}
-
-const parse = (args: string[]) =>
-  parseArgs({
-    args,
-    options: {
-      component: { type: "string" },
-      ttl: { type: "string" },
-      scopes: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    allowPositionals: false,
-    strict: true,
-  });
+const command = {
+  name: "token",
+  usage,
+  options: {
+    component: { type: "string" },
+    ttl: { type: "string" },
+    scopes: { type: "string" },
+  },
+} as const;
 
 export async function run(args: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>["values"];
-  try {
-    ({ values } = parse(args));
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(usage);
-    return 0;
-  }
+  const parsed = parseCommandArgs(command, args);
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   const component = values.component;
-  if (component === undefined) return usageError("--component is required");
+  if (component === undefined) return usageError(command, "--component is required");
   if (!COMPONENT_NAME_PATTERN.test(component)) {
-    return usageError("--component must match ^[a-zA-Z0-9_-]+$ (letters, digits, '_' and '-'), e.g. mahavishnu");
+    return usageError(
+      command,
+      "--component must match ^[a-zA-Z0-9_-]+$ (letters, digits, '_' and '-'), e.g. mahavishnu",
+    );
   }
   const ttlSeconds = values.ttl === undefined ? DEFAULT_TOKEN_TTL_SECONDS : parseTtl(values.ttl);
   if (ttlSeconds === undefined) {
-    return usageError("--ttl must be a positive duration of at most 366d, such as 3600, 90m, 24h or 7d");
+    return usageError(command, "--ttl must be a positive duration of at most 366d, such as 3600, 90m, 24h or 7d");
   }
   let scopes: string[] | undefined;
   if (values.scopes !== undefined) {
@@ -100,7 +88,7 @@ export async function run(args: string[]): Promise<number> {
       .filter((s) => s.length > 0);
     const unknown = scopes.filter((s) => !KNOWN_SCOPES.includes(s));
     if (scopes.length === 0 || unknown.length > 0) {
-      return usageError(`--scopes takes a comma-separated list of ${KNOWN_SCOPES.join(", ")}`);
+      return usageError(command, `--scopes takes a comma-separated list of ${KNOWN_SCOPES.join(", ")}`);
     }
   }
 
