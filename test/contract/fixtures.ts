@@ -15,6 +15,42 @@ export function validStart(): Record<string, unknown> {
   };
 }
 
+/** Every field of track_session_start that Session-Buddy 1.0 requires, nested ones as dotted paths. */
+export const START_REQUIRED_FIELDS = [
+  "event_version",
+  "event_id",
+  "event_type",
+  "component_name",
+  "shell_type",
+  "timestamp",
+  "pid",
+  "user",
+  "user.username",
+  "user.home",
+  "hostname",
+  "environment",
+  "environment.python_version",
+  "environment.platform",
+  "environment.cwd",
+] as const;
+
+/** The required top-level fields of track_session_start. */
+export const START_REQUIRED_KEYS = START_REQUIRED_FIELDS.filter(
+  (field): field is Exclude<(typeof START_REQUIRED_FIELDS)[number], `${string}.${string}`> => !field.includes("."),
+);
+
+/** The fields of track_session_start that must be strings, nested ones as dotted paths. */
+export const START_STRING_FIELDS = [
+  "shell_type",
+  "hostname",
+  "user.username",
+  "user.home",
+  "environment.python_version",
+  "environment.platform",
+  "environment.cwd",
+  "token",
+] as const;
+
 export function validEnd(): Record<string, unknown> {
   return {
     session_id: "sess_abc",

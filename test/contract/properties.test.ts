@@ -14,7 +14,7 @@ import {
   validateEndEvent,
   validateStartEvent,
 } from "../../src/contract/index.ts";
-import { withField } from "./fixtures.ts";
+import { START_REQUIRED_FIELDS, START_REQUIRED_KEYS, START_STRING_FIELDS, withField } from "./fixtures.ts";
 
 const RUNS = 10_000;
 
@@ -41,20 +41,7 @@ const validStartEvent = fc.record(
     metadata: fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 })),
     token: fc.string(),
   },
-  {
-    requiredKeys: [
-      "event_version",
-      "event_id",
-      "event_type",
-      "component_name",
-      "shell_type",
-      "timestamp",
-      "pid",
-      "user",
-      "hostname",
-      "environment",
-    ],
-  },
+  { requiredKeys: [...START_REQUIRED_KEYS] },
 );
 
 const notAString = fc.oneof(
@@ -72,37 +59,9 @@ const notAnObject = fc.oneof(
   fc.array(fc.string(), { maxLength: 2 }),
 );
 
-const REQUIRED = [
-  "event_version",
-  "event_id",
-  "event_type",
-  "component_name",
-  "shell_type",
-  "timestamp",
-  "pid",
-  "user",
-  "user.username",
-  "user.home",
-  "hostname",
-  "environment",
-  "environment.python_version",
-  "environment.platform",
-  "environment.cwd",
-];
-const STRING_FIELDS = [
-  "shell_type",
-  "hostname",
-  "user.username",
-  "user.home",
-  "environment.python_version",
-  "environment.platform",
-  "environment.cwd",
-  "token",
-];
-
 /** One broken constraint: the field it breaks and the value that breaks it (undefined = removed). */
 const mutation: fc.Arbitrary<{ field: string; value: unknown }> = fc.oneof(
-  fc.constantFrom(...REQUIRED).map((field) => ({ field, value: undefined })),
+  fc.constantFrom(...START_REQUIRED_FIELDS).map((field) => ({ field, value: undefined })),
   fc
     .string()
     .filter((s) => s !== "1.0")
@@ -130,7 +89,7 @@ const mutation: fc.Arbitrary<{ field: string; value: unknown }> = fc.oneof(
   fc.string({ unit: "binary", minLength: 101, maxLength: 300 }).map((value) => ({ field: "user.username", value })),
   fc.string({ minLength: 501, maxLength: 900 }).map((value) => ({ field: "user.home", value })),
   fc.string({ minLength: 501, maxLength: 900 }).map((value) => ({ field: "environment.cwd", value })),
-  fc.tuple(fc.constantFrom(...STRING_FIELDS), notAString).map(([field, value]) => ({ field, value })),
+  fc.tuple(fc.constantFrom(...START_STRING_FIELDS), notAString).map(([field, value]) => ({ field, value })),
   fc.tuple(fc.constantFrom("user", "environment", "metadata"), notAnObject).map(([field, value]) => ({ field, value })),
 );
 

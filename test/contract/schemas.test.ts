@@ -12,7 +12,7 @@ import {
   validateEndEvent,
   validateStartEvent,
 } from "../../src/contract/index.ts";
-import { validEnd, validStart, withField } from "./fixtures.ts";
+import { START_REQUIRED_FIELDS, validEnd, validStart, withField } from "./fixtures.ts";
 
 function rejects(validateFn: (x: unknown) => unknown, payload: unknown, field: string, constraint?: RegExp): void {
   let caught: unknown;
@@ -47,24 +47,7 @@ describe("track_session_start arguments", () => {
     assert.equal(parsed.extra_field, undefined);
   });
 
-  const required = [
-    "event_version",
-    "event_id",
-    "event_type",
-    "component_name",
-    "shell_type",
-    "timestamp",
-    "pid",
-    "user",
-    "user.username",
-    "user.home",
-    "hostname",
-    "environment",
-    "environment.python_version",
-    "environment.platform",
-    "environment.cwd",
-  ];
-  for (const field of required) {
+  for (const field of START_REQUIRED_FIELDS) {
     test(`${field} is required`, () => {
       rejects(validateStartEvent, withField(validStart(), field, undefined), field, /is required/);
     });

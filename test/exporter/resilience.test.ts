@@ -4,19 +4,11 @@
  * spool and `shell-sessions spool drain`. Needs `npm run build`.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import type { SessionRecord } from "../../src/contract/index.ts";
-import {
-  ATTR_SHELL_EMISSION_OUTCOME,
-  ATTR_SHELL_EVENT_TYPE,
-  ATTR_SHELL_TRACKER_SESSION_ID,
-  METRIC_SHELL_EMISSIONS,
-  METRIC_SHELL_EXPORTER_CIRCUIT_STATE,
-  METRIC_SHELL_SPOOL_DEPTH,
-} from "../../src/semconv.ts";
+import { METRIC_SHELL_EXPORTER_CIRCUIT_STATE, METRIC_SHELL_SPOOL_DEPTH } from "../../src/semconv.ts";
 import { runCli, startTracker, type TrackerProcess } from "../helpers/tracker.ts";
 import {
-  attribute,
   deliveryEnv,
   endSession,
   harness,
@@ -27,26 +19,70 @@ import {
   startSession,
   storedSessions,
   tempDir,
+  trackerSessionId,
   waitFor,
 } from "./support.ts";
 
-/** Short timings so outages resolve within a test; the logic is the same as with the defaults. */
-function fastDelivery(dir: string, tracker: TrackerProcess, url: string): NodeJS.ProcessEnv {
-  return {
+interface Outage {
+  /** The shells' state dir (and spool). */
+  dir: string;
+  tracker: TrackerProcess;
+  /** Delivery to the tracker with short timings, so outages resolve within a test (the logic is that of the defaults). */
+  delivery: NodeJS.ProcessEnv;
+}
+
+/**
+ * A state dir and a tracker for the length of `t`; with `down`, the tracker is
+ * stopped before the test goes on. Its URL stays the same across restarts.
+ */
+async function trackerAndShells(t: TestContext, { down }: { down: boolean }): Promise<Outage> {
+  const dir = tempDir(t);
+  const tracker = await startTracker();
+  t.after(() => tracker.stop());
+  const delivery = {
     SHELL_SESSIONS_STATE_DIR: dir,
-    SESSION_BUDDY_URL: url,
+    SESSION_BUDDY_URL: tracker.url,
     SESSION_BUDDY_SECRET: tracker.secret,
     SHELL_SESSIONS_CALL_TIMEOUT_MS: "2000",
     SHELL_SESSIONS_BREAKER_RESET_MS: "500",
     SHELL_SESSIONS_SPOOL_RETRY_MS: "200",
     SHELL_SESSIONS_RETRY_MAX_ELAPSED_MS: "1500",
   };
+  if (down) await tracker.kill("SIGTERM");
+  return { dir, tracker, delivery };
 }
 
 /** Brings a stopped or killed tracker back on its port, store and secret. */
 async function startAgain(tracker: TrackerProcess): Promise<void> {
   // restart() stops what is still running (nothing, here) and starts anew on the same port.
   await tracker.restart();
+}
+
+/** Five shell programs, each running `sessions` sessions of up to `maxLengthMs`, five at a time. */
+function fiveShellPrograms(delivery: NodeJS.ProcessEnv, sessions: number, maxLengthMs: number): ShellProcess[] {
+  const env = shellEnv({
+    ...delivery,
+    FIXTURE_SESSIONS: String(sessions),
+    FIXTURE_CONCURRENCY: "5",
+    FIXTURE_MAX_LENGTH_MS: String(maxLengthMs),
+  });
+  return Array.from({ length: 5 }, () => runShellHost(env));
+}
+
+/** Waits for every program to exit 0, having run all its sessions. */
+async function allDone(shells: ShellProcess[], sessions: number): Promise<void> {
+  for (const shell of shells) {
+    const exit = await shell.exited;
+    assert.equal(exit.code, 0, shell.stderr());
+    assert.match(shell.stdout(), new RegExp(`done ${sessions}\\b`));
+  }
+}
+
+/** `shell-sessions spool drain`, which must succeed; its report. */
+async function drain(delivery: NodeJS.ProcessEnv): Promise<string> {
+  const drained = await runCli(["spool", "drain"], delivery);
+  assert.equal(drained.code, 0, `${drained.stdout}${drained.stderr}`);
+  return drained.stdout;
 }
 
 async function spoolState(dir: string): Promise<{ pending: number; rejected: number; lost: number }> {
@@ -77,32 +113,15 @@ function checkExactlyOnce(sessions: SessionRecord[], events: number, expected: n
 }
 
 test("outage: tracker stopped, 50 shells open and close, tracker back → one drain records all 100 events exactly once", async (t) => {
-  const dir = tempDir(t);
-  const tracker = await startTracker();
-  t.after(() => tracker.stop());
-  const { url } = tracker;
-  await tracker.kill("SIGTERM");
-  // 50 shells: 5 programs with 10 sessions each, 5 at a time.
-  const env = shellEnv({
-    ...fastDelivery(dir, tracker, url),
-    FIXTURE_SESSIONS: "10",
-    FIXTURE_CONCURRENCY: "5",
-    FIXTURE_MAX_LENGTH_MS: "200",
-  });
-  const shells = Array.from({ length: 5 }, () => runShellHost(env));
-  for (const shell of shells) {
-    const exit = await shell.exited;
-    assert.equal(exit.code, 0, shell.stderr());
-    assert.match(shell.stdout(), /done 10/);
-  }
+  const { dir, tracker, delivery } = await trackerAndShells(t, { down: true });
+  // 50 shells: 5 programs with 10 sessions each.
+  await allDone(fiveShellPrograms(delivery, 10, 200), 10);
   const before = await spoolState(dir);
   assert.equal(before.pending, 100, "all 100 events waited in the spool");
   assert.equal(before.lost, 0);
 
   await startAgain(tracker);
-  const drained = await runCli(["spool", "drain"], fastDelivery(dir, tracker, tracker.url) as Record<string, string>);
-  assert.equal(drained.code, 0, drained.stderr);
-  assert.match(drained.stdout, /delivered 100, rejected 0, still waiting 0/);
+  assert.match(await drain(delivery), /delivered 100, rejected 0, still waiting 0/);
   const { sessions, events } = await storedSessions(tracker.store);
   checkExactlyOnce(sessions, events, 50);
   for (const s of sessions) assert.equal(s.exit_reason, "exit_command");
@@ -110,18 +129,9 @@ test("outage: tracker stopped, 50 shells open and close, tracker back → one dr
 });
 
 test("the tracker SIGKILLed at random moments during 500 shell sessions, restarted each time: 0 lost, 0 duplicates", async (t) => {
-  const dir = tempDir(t);
-  const tracker = await startTracker();
-  t.after(() => tracker.stop());
-  const { url } = tracker;
-  // 500 sessions: 5 programs × 100 sessions, 5 open at a time, each up to 1 s long.
-  const env = shellEnv({
-    ...fastDelivery(dir, tracker, url),
-    FIXTURE_SESSIONS: "100",
-    FIXTURE_CONCURRENCY: "5",
-    FIXTURE_MAX_LENGTH_MS: "1000",
-  });
-  const shells: ShellProcess[] = Array.from({ length: 5 }, () => runShellHost(env));
+  const { dir, tracker, delivery } = await trackerAndShells(t, { down: false });
+  // 500 sessions: 5 programs × 100 sessions, each up to 1 s long.
+  const shells = fiveShellPrograms(delivery, 100, 1000);
   let running = shells.length;
   for (const shell of shells) void shell.exited.then(() => running--);
   let kills = 0;
@@ -134,32 +144,22 @@ test("the tracker SIGKILLed at random moments during 500 shell sessions, restart
     await new Promise((r) => setTimeout(r, Math.random() * 300));
     await startAgain(tracker);
   }
-  for (const shell of shells) {
-    const exit = await shell.exited;
-    assert.equal(exit.code, 0, shell.stderr());
-    assert.match(shell.stdout(), /done 100/);
-  }
+  await allDone(shells, 100);
   assert.ok(kills >= 3, `the tracker was killed during the run (${kills} times)`);
   t.diagnostic(`tracker SIGKILLed ${kills} times during 500 sessions`);
-  const drained = await runCli(["spool", "drain"], fastDelivery(dir, tracker, tracker.url) as Record<string, string>);
-  assert.equal(drained.code, 0, `${drained.stdout}${drained.stderr}`);
-  assert.match(drained.stdout, /still waiting 0/);
-  t.diagnostic(`left for the final drain: ${drained.stdout.trim()}`);
+  const drained = await drain(delivery);
+  assert.match(drained, /still waiting 0/);
+  t.diagnostic(`left for the final drain: ${drained.trim()}`);
   const { sessions, events } = await storedSessions(tracker.store);
   checkExactlyOnce(sessions, events, 500);
   assert.equal((await spoolState(dir)).lost, 0);
 });
 
 test("shells ended by process.exit(), SIGTERM and SIGHUP while the tracker is down: their ends arrive later from the spool", async (t) => {
-  const dir = tempDir(t);
-  const tracker = await startTracker();
-  t.after(() => tracker.stop());
-  const { url } = tracker;
-  await tracker.kill("SIGTERM");
-  const base = fastDelivery(dir, tracker, url);
-  const byExit = runShellHost(shellEnv({ ...base, FIXTURE_END: "process_exit" }));
-  const byTerm = runShellHost(shellEnv({ ...base, FIXTURE_END: "wait" }));
-  const byHup = runShellHost(shellEnv({ ...base, FIXTURE_END: "wait" }));
+  const { dir, tracker, delivery } = await trackerAndShells(t, { down: true });
+  const byExit = runShellHost(shellEnv({ ...delivery, FIXTURE_END: "process_exit" }));
+  const byTerm = runShellHost(shellEnv({ ...delivery, FIXTURE_END: "wait" }));
+  const byHup = runShellHost(shellEnv({ ...delivery, FIXTURE_END: "wait" }));
   const traces: Record<string, string> = {};
   for (const [name, shell] of [
     ["process_exit", byExit],
@@ -177,9 +177,7 @@ test("shells ended by process.exit(), SIGTERM and SIGHUP while the tracker is do
   assert.equal(spooled.pending, 6, "three starts and three ends wait in the spool");
 
   await startAgain(tracker);
-  const drained = await runCli(["spool", "drain"], fastDelivery(dir, tracker, tracker.url) as Record<string, string>);
-  assert.equal(drained.code, 0, drained.stderr);
-  assert.match(drained.stdout, /delivered 6, rejected 0, still waiting 0/);
+  assert.match(await drain(delivery), /delivered 6, rejected 0, still waiting 0/);
   const { sessions, events } = await storedSessions(tracker.store);
   checkExactlyOnce(sessions, events, 3);
   const reasonByTrace = Object.fromEntries(sessions.map((s) => [s.trace_id, s.exit_reason]));
@@ -191,16 +189,12 @@ test("shells ended by process.exit(), SIGTERM and SIGHUP while the tracker is do
 });
 
 test("breaker: after 3 consecutive failures calls are short-circuited (counted); it closes again once the tracker answers", async (t) => {
-  const dir = tempDir(t);
-  const tracker = await startTracker();
-  t.after(() => tracker.stop());
-  const { url } = tracker;
-  await tracker.kill("SIGTERM");
+  const { dir, tracker, delivery } = await trackerAndShells(t, { down: true });
   const metrics = metricsProbe(t);
   const h = harness(
     t,
     deliveryEnv(dir, {
-      SESSION_BUDDY_URL: url,
+      SESSION_BUDDY_URL: delivery.SESSION_BUDDY_URL,
       SESSION_BUDDY_SECRET: tracker.secret,
       SHELL_SESSIONS_BREAKER_RESET_MS: "4000",
       SHELL_SESSIONS_RETRY_MAX_ELAPSED_MS: "5000",
@@ -209,11 +203,7 @@ test("breaker: after 3 consecutive failures calls are short-circuited (counted);
   );
   const failedCalls = () =>
     h.spans.getFinishedSpans().filter((s) => s.name.startsWith("tools/call ") && s.status.code === 2).length;
-  const shortCircuited = () =>
-    metrics.value(METRIC_SHELL_EMISSIONS, {
-      [ATTR_SHELL_EVENT_TYPE]: "session_start",
-      [ATTR_SHELL_EMISSION_OUTCOME]: "short_circuited",
-    });
+  const shortCircuited = () => metrics.emissions("short_circuited", "session_start");
 
   const first = startSession(h.provider);
   await waitFor("the first start to be short-circuited", async () => (await shortCircuited()) === 1);
@@ -227,7 +217,7 @@ test("breaker: after 3 consecutive failures calls are short-circuited (counted);
   await startAgain(tracker);
   await waitFor("the circuit to close", async () => (await metrics.value(METRIC_SHELL_EXPORTER_CIRCUIT_STATE)) === 0);
   for (const span of [first, second]) {
-    await waitFor("the tracker id on the span", () => attribute(span, ATTR_SHELL_TRACKER_SESSION_ID));
+    await trackerSessionId(span);
     endSession(span);
   }
   const { sessions } = await waitFor("both sessions ended in the tracker", async () => {

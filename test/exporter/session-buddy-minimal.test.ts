@@ -15,30 +15,29 @@ import {
   type SessionStartEvent,
   TIMESTAMP_PATTERN,
 } from "../../src/contract/index.ts";
-import { Spool } from "../../src/exporter/spool.ts";
 import {
   ATTR_SHELL_EMISSION_OUTCOME,
   ATTR_SHELL_EVENT_TYPE,
-  ATTR_SHELL_TRACKER_SESSION_ID,
   METRIC_MCP_CLIENT_OPERATION_DURATION,
   METRIC_OTEL_SDK_EXPORTER_OPERATION_DURATION,
   METRIC_OTEL_SDK_EXPORTER_SPAN_EXPORTED,
   METRIC_OTEL_SDK_EXPORTER_SPAN_INFLIGHT,
   METRIC_SHELL_EMISSION_DURATION,
-  METRIC_SHELL_EMISSIONS,
   METRIC_SHELL_EXPORTER_CIRCUIT_STATE,
   METRIC_SHELL_SPOOL_DEPTH,
 } from "../../src/semconv.ts";
-import { minimalStdioCommand, readRecords, startMinimalHttp } from "../helpers/session-buddy-minimal.ts";
+import { minimalStdioCommand, readRecords } from "../helpers/session-buddy-minimal.ts";
 import {
-  attribute,
   deliveryEnv,
   endSession,
   harness,
   metricsProbe,
+  minimalTracker,
   randomSecret,
+  spoolStats,
   startSession,
   tempDir,
+  trackerSessionId,
   waitFor,
 } from "./support.ts";
 
@@ -90,10 +89,7 @@ function checkPair(records: ReturnType<typeof readRecords>, traceId: string, spa
 }
 
 test("over HTTP: start then end, Session-Buddy 1.0 payloads, tracker id on the span, trace context in _meta, no extra tools", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
-  const server = await startMinimalHttp({ record });
-  t.after(() => server.stop());
+  const { dir, record, server } = await minimalTracker(t);
   const metrics = metricsProbe(t);
   // Heartbeats every 50 ms would show up at once if the client used a tool the server does not list.
   const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: server.url, SHELL_SESSIONS_HEARTBEAT_MS: "50" }), {
@@ -103,28 +99,16 @@ test("over HTTP: start then end, Session-Buddy 1.0 payloads, tracker id on the s
   assert.equal(h.processor.delivery.pending, 1, "the start is queued, not sent, while onStart runs");
   assert.equal(readRecords(record).length, 0);
   await waitFor("the start to arrive", () => readRecords(record).length === 1);
-  await waitFor("the tracker id on the span", () => attribute(span, ATTR_SHELL_TRACKER_SESSION_ID));
+  await trackerSessionId(span);
   await new Promise((r) => setTimeout(r, 300));
   endSession(span);
   await waitFor("the end to arrive", () => readRecords(record).length === 2);
   const { traceId, spanId } = span.spanContext();
   const sessionId = checkPair(readRecords(record), traceId, spanId);
-  assert.equal(attribute(span, ATTR_SHELL_TRACKER_SESSION_ID), sessionId);
+  assert.equal(await trackerSessionId(span), sessionId);
   assert.equal(existsSync(join(dir, "spool.db")), false, "the happy path never touches the disk");
-  assert.equal(
-    await metrics.value(METRIC_SHELL_EMISSIONS, {
-      [ATTR_SHELL_EVENT_TYPE]: "session_start",
-      [ATTR_SHELL_EMISSION_OUTCOME]: "success",
-    }),
-    1,
-  );
-  assert.equal(
-    await metrics.value(METRIC_SHELL_EMISSIONS, {
-      [ATTR_SHELL_EVENT_TYPE]: "session_end",
-      [ATTR_SHELL_EMISSION_OUTCOME]: "success",
-    }),
-    1,
-  );
+  assert.equal(await metrics.emissions("success", "session_start"), 1);
+  assert.equal(await metrics.emissions("success", "session_end"), 1);
   const start = { [ATTR_SHELL_EVENT_TYPE]: "session_start", [ATTR_SHELL_EMISSION_OUTCOME]: "success" };
   assert.equal(await metrics.histogramCount(METRIC_SHELL_EMISSION_DURATION, start), 1, "latency by type and outcome");
   assert.equal(await metrics.histogramCount(METRIC_OTEL_SDK_EXPORTER_OPERATION_DURATION), 2);
@@ -156,7 +140,7 @@ test("over stdio: the server is spawned with the command, and the same events ar
   const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_COMMAND: minimalStdioCommand({ record }) }));
   const span = startSession(h.provider);
   await waitFor("the start to arrive", () => readRecords(record).length === 1);
-  await waitFor("the tracker id on the span", () => attribute(span, ATTR_SHELL_TRACKER_SESSION_ID));
+  await trackerSessionId(span);
   endSession(span);
   await waitFor("the end to arrive", () => readRecords(record).length === 2);
   const { traceId, spanId } = span.spanContext();
@@ -165,11 +149,8 @@ test("over stdio: the server is spawned with the command, and the same events ar
 });
 
 test("auth: a token minted from SESSION_BUDDY_SECRET goes as the token argument and as a Bearer header", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
   const secret = randomSecret();
-  const server = await startMinimalHttp({ record, secret });
-  t.after(() => server.stop());
+  const { dir, record, server } = await minimalTracker(t, { secret });
   const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: server.url, SESSION_BUDDY_SECRET: secret }));
   const span = startSession(h.provider, { component: "oneiric" });
   await waitFor("the start", () => readRecords(record).length === 1);
@@ -185,11 +166,8 @@ test("auth: a token minted from SESSION_BUDDY_SECRET goes as the token argument 
 });
 
 test("auth rejection: counted as rejected, logged once with the reason, kept in the spool, delivered after the fix", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
   const secret = randomSecret();
-  const server = await startMinimalHttp({ record, secret });
-  t.after(() => server.stop());
+  const { dir, record, server } = await minimalTracker(t, { secret });
   const metrics = metricsProbe(t);
   const wrong = randomSecret();
   const env = deliveryEnv(dir, { SESSION_BUDDY_URL: server.url, SESSION_BUDDY_SECRET: wrong });
@@ -197,21 +175,12 @@ test("auth rejection: counted as rejected, logged once with the reason, kept in 
   const spans = [startSession(h.provider), startSession(h.provider)];
   for (const span of spans) endSession(span);
   await waitFor("four events in the spool", () => {
-    if (!Spool.exists(join(dir, "spool.db"))) return false;
-    const spool = Spool.open(join(dir, "spool.db"), { limits: { maxEvents: 100, maxBytes: 1e6 } });
-    try {
-      const stats = spool.stats();
-      return stats.pending + stats.rejected === 4 && stats;
-    } finally {
-      spool.close();
-    }
+    const stats = spoolStats(dir);
+    return stats !== undefined && stats.pending + stats.rejected === 4;
   });
   const attempts = readRecords(record).length;
   assert.ok(attempts >= 1 && attempts <= 2, `no hot loop of retries for a rejection (${attempts} calls)`);
-  assert.ok(
-    (await metrics.value(METRIC_SHELL_EMISSIONS, { [ATTR_SHELL_EMISSION_OUTCOME]: "rejected" })) >= 1,
-    "counted as rejected",
-  );
+  assert.ok((await metrics.emissions("rejected")) >= 1, "counted as rejected");
   const rejections = h.warnings.filter((w) => /refused our credentials/.test(w));
   assert.equal(rejections.length, 1, `logged once: ${h.warnings.join("")}`);
   assert.match(rejections[0] ?? "", /Authentication failed/);
@@ -239,10 +208,7 @@ test("auth rejection: counted as rejected, logged once with the reason, kept in 
 });
 
 test("tracestate and baggage of the session's context travel in _meta too", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
-  const server = await startMinimalHttp({ record });
-  t.after(() => server.stop());
+  const { dir, record, server } = await minimalTracker(t);
   const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: server.url }));
   let parent = trace.setSpanContext(ROOT_CONTEXT, {
     traceId: "4bf92f3577b34da6a3ce929d0e0e4736",

@@ -7,12 +7,22 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Spool } from "../../src/exporter/spool.ts";
-import { ATTR_SHELL_EMISSION_OUTCOME, METRIC_SHELL_EMISSIONS } from "../../src/semconv.ts";
-import { minimalStdioCommand, readRecords, startMinimalHttp } from "../helpers/session-buddy-minimal.ts";
-import { deliveryEnv, endSession, harness, metricsProbe, startSession, tempDir, waitFor } from "./support.ts";
+import { minimalStdioCommand, readRecords } from "../helpers/session-buddy-minimal.ts";
+import {
+  deliveryEnv,
+  endSession,
+  harness,
+  type MinimalTracker,
+  metricsProbe,
+  minimalTracker,
+  spoolStats,
+  startSession,
+  tempDir,
+  waitFor,
+} from "./support.ts";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
@@ -24,24 +34,15 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; st
   });
 }
 
-function spoolStats(dir: string) {
-  const spool = Spool.open(join(dir, "spool.db"), { limits: { maxEvents: 1e6, maxBytes: 1e9 } });
-  try {
-    return spool.stats();
-  } finally {
-    spool.close();
-  }
-}
-
-/** Spools `n` sessions (start and end each) by delivering them to a tracker that is down. */
-async function spoolSessions(t: Parameters<typeof tempDir>[0], dir: string, url: string, n: number) {
-  const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: url }));
+/** A minimal tracker that is down, and `n` sessions (start and end each) spooled by delivering them to it. */
+async function spooledForDownTracker(t: TestContext, n: number): Promise<MinimalTracker> {
+  const tracker = await minimalTracker(t);
+  await tracker.server.stop();
+  const h = harness(t, deliveryEnv(tracker.dir, { SESSION_BUDDY_URL: tracker.server.url }));
   for (let i = 0; i < n; i++) endSession(startSession(h.provider));
-  await waitFor(
-    `${2 * n} events spooled`,
-    () => Spool.exists(join(dir, "spool.db")) && spoolStats(dir).pending === 2 * n,
-  );
+  await waitFor(`${2 * n} events spooled`, () => spoolStats(tracker.dir)?.pending === 2 * n);
   await h.provider.shutdown();
+  return tracker;
 }
 
 test("spool --help teaches; bad usage exits 2 with the reason; an empty spool says so", async (t) => {
@@ -64,12 +65,7 @@ test("spool --help teaches; bad usage exits 2 with the reason; an empty spool sa
 });
 
 test("spool lists what waits; drain against a tracker still down exits 1 and leaves everything; with it up, exits 0", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
-  const server = await startMinimalHttp({ record });
-  t.after(() => server.stop());
-  await server.stop();
-  await spoolSessions(t, dir, server.url, 2);
+  const { dir, record, server } = await spooledForDownTracker(t, 2);
   const env = deliveryEnv(dir, { SESSION_BUDDY_URL: server.url });
 
   const listed = await cli(["spool"], env);
@@ -107,12 +103,7 @@ test("spool lists what waits; drain against a tracker still down exits 1 and lea
 });
 
 test("a damaged spool row is moved aside with a warning and never blocks the rest", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
-  const server = await startMinimalHttp({ record });
-  t.after(() => server.stop());
-  await server.stop();
-  await spoolSessions(t, dir, server.url, 2);
+  const { dir, record } = await spooledForDownTracker(t, 2);
   const db = new DatabaseSync(join(dir, "spool.db"));
   // The first row (a start) becomes unreadable; the second session must still be delivered.
   db.prepare("UPDATE events SET payload = '{not json' WHERE seq = (SELECT MIN(seq) FROM events)").run();
@@ -128,27 +119,21 @@ test("a damaged spool row is moved aside with a warning and never blocks the res
   assert.match(drained.stderr, /moved spooled event .* to quarantine: its payload is not JSON/);
   assert.match(drained.stderr, /to quarantine: its start event was quarantined/);
   const stats = spoolStats(dir);
-  assert.equal(stats.quarantined, 2);
-  assert.equal(stats.pending, 0);
+  assert.equal(stats?.quarantined, 2);
+  assert.equal(stats?.pending, 0);
 });
 
 test("a full spool: the loss is counted (metric and spool) and logged, never silent", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
-  const server = await startMinimalHttp({ record });
-  t.after(() => server.stop());
+  const { dir, server } = await minimalTracker(t);
   await server.stop();
   const metrics = metricsProbe(t);
   const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: server.url, SHELL_SESSIONS_SPOOL_MAX_EVENTS: "3" }), {
     meterProvider: metrics.meterProvider,
   });
   for (let i = 0; i < 2; i++) endSession(startSession(h.provider));
-  await waitFor(
-    "one event lost",
-    async () => (await metrics.value(METRIC_SHELL_EMISSIONS, { [ATTR_SHELL_EMISSION_OUTCOME]: "lost" })) === 1,
-  );
-  assert.equal(spoolStats(dir).pending, 3);
-  assert.equal(spoolStats(dir).lost, 1);
+  await waitFor("one event lost", async () => (await metrics.emissions("lost")) === 1);
+  assert.equal(spoolStats(dir)?.pending, 3);
+  assert.equal(spoolStats(dir)?.lost, 1);
   const lost = h.warnings.filter((w) => /lost a session_(start|end) event/.test(w));
   assert.equal(lost.length, 1);
   assert.match(lost[0] ?? "", /the spool holds its maximum of 3 events/);
@@ -157,10 +142,7 @@ test("a full spool: the loss is counted (metric and spool) and logged, never sil
 });
 
 test("a call timeout really aborts the request: the tracker sees the client go, and the event is spooled", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
-  const server = await startMinimalHttp({ record, delayMs: 20_000 });
-  t.after(() => server.stop());
+  const { dir, record, server } = await minimalTracker(t, { delayMs: 20_000 });
   const h = harness(
     t,
     deliveryEnv(dir, {
@@ -173,7 +155,7 @@ test("a call timeout really aborts the request: the tracker sees the client go, 
   await waitFor("the server to see the request aborted", () =>
     readRecords(record).some((r) => r.tool === "(disconnected)"),
   );
-  await waitFor("the start to be spooled", () => Spool.exists(join(dir, "spool.db")) && spoolStats(dir).pending === 1);
+  await waitFor("the start to be spooled", () => spoolStats(dir)?.pending === 1);
   const spool = Spool.open(join(dir, "spool.db"), { limits: { maxEvents: 10, maxBytes: 1e6 } });
   t.after(() => spool.close());
   assert.match(spool.batch(0, 1)[0]?.lastError ?? "", /timed out after 300 ms/);
@@ -185,10 +167,7 @@ test("a call timeout really aborts the request: the tracker sees the client go, 
 });
 
 test("a processor added after a session started still delivers its start, then its end", async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, "calls.jsonl");
-  const server = await startMinimalHttp({ record });
-  t.after(() => server.stop());
+  const { dir, record, server } = await minimalTracker(t);
   const late = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: server.url }));
   const { TracerProvider } = await import("@opentelemetry/sdk-trace");
   const elsewhere = new TracerProvider();

@@ -4,12 +4,24 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { leaseHolderGone } from "../../src/exporter/delivery.ts";
-import { Spool, type SpoolInput } from "../../src/exporter/spool.ts";
+import { type OpenSpoolOptions, Spool, type SpoolInput } from "../../src/exporter/spool.ts";
 import { tempDir } from "./support.ts";
 
 const LIMITS = { maxEvents: 1000, maxBytes: 1024 * 1024 };
+
+/** Where a fresh spool goes, in a directory removed after `t`. */
+function newSpoolPath(t: TestContext, name = "spool.db"): string {
+  return join(tempDir(t), name);
+}
+
+/** Opens the spool at `path` for the length of `t`. */
+function openSpool(t: TestContext, path: string, options: Partial<OpenSpoolOptions> = {}): Spool {
+  const spool = Spool.open(path, { limits: LIMITS, ...options });
+  t.after(() => spool.close());
+  return spool;
+}
 
 function start(component = "c"): SpoolInput {
   const id = randomUUID();
@@ -32,9 +44,7 @@ function end(of: SpoolInput): SpoolInput {
 }
 
 test("events keep their order; an end finds its session id once its start is acknowledged", (t) => {
-  const path = join(tempDir(t), "spool.db");
-  const spool = Spool.open(path, { limits: LIMITS });
-  t.after(() => spool.close());
+  const spool = openSpool(t, newSpoolPath(t));
   const s1 = start();
   const s2 = start();
   const e1 = end(s1);
@@ -55,9 +65,7 @@ test("events keep their order; an end finds its session id once its start is ack
 });
 
 test("bounds: events beyond the row or byte limit are refused and counted as lost, never silently", (t) => {
-  const path = join(tempDir(t), "spool.db");
-  const spool = Spool.open(path, { limits: { maxEvents: 3, maxBytes: 1024 * 1024 } });
-  t.after(() => spool.close());
+  const spool = openSpool(t, newSpoolPath(t), { limits: { maxEvents: 3, maxBytes: 1024 * 1024 } });
   const inputs = [start(), start(), start(), start(), start()];
   const result = spool.put(inputs);
   assert.equal(result.stored.length, 3);
@@ -65,8 +73,7 @@ test("bounds: events beyond the row or byte limit are refused and counted as los
   assert.match(result.lost[0]?.reason ?? "", /maximum of 3 events/);
   assert.equal(spool.stats().lost, 2);
 
-  const small = Spool.open(join(tempDir(t), "small.db"), { limits: { maxEvents: 100, maxBytes: 200 } });
-  t.after(() => small.close());
+  const small = openSpool(t, newSpoolPath(t, "small.db"), { limits: { maxEvents: 100, maxBytes: 200 } });
   const big = { ...start(), payload: { blob: "x".repeat(500) } };
   const r2 = small.put([big]);
   assert.equal(r2.lost.length, 1);
@@ -75,13 +82,9 @@ test("bounds: events beyond the row or byte limit are refused and counted as los
 });
 
 test("the drain lease admits one process at a time and expires", (t) => {
-  const path = join(tempDir(t), "spool.db");
-  const a = Spool.open(path, { limits: LIMITS });
-  const b = Spool.open(path, { limits: LIMITS });
-  t.after(() => {
-    a.close();
-    b.close();
-  });
+  const path = newSpoolPath(t);
+  const a = openSpool(t, path);
+  const b = openSpool(t, path);
   assert.equal(a.acquireLease("a", 60_000), true);
   assert.equal(b.acquireLease("b", 60_000), false, "a second process must not drain the same rows");
   assert.equal(a.acquireLease("a", 60_000), true, "the owner renews");
@@ -95,9 +98,7 @@ test("the drain lease admits one process at a time and expires", (t) => {
 });
 
 test("a lease held by a process of this host that has died is taken over at once", (t) => {
-  const path = join(tempDir(t), "spool.db");
-  const a = Spool.open(path, { limits: LIMITS });
-  t.after(() => a.close());
+  const a = openSpool(t, newSpoolPath(t));
   const dead = `${hostname()}:4194305:gone`;
   const alive = `${hostname()}:${process.ppid}:parent`;
   assert.equal(a.acquireLease(alive, 60_000), true);
@@ -110,13 +111,9 @@ test("a lease held by a process of this host that has died is taken over at once
 });
 
 test("two processes (connections) write to one spool concurrently without losing rows", (t) => {
-  const path = join(tempDir(t), "spool.db");
-  const a = Spool.open(path, { limits: LIMITS });
-  const b = Spool.open(path, { limits: LIMITS });
-  t.after(() => {
-    a.close();
-    b.close();
-  });
+  const path = newSpoolPath(t);
+  const a = openSpool(t, path);
+  const b = openSpool(t, path);
   for (let i = 0; i < 50; i++) {
     a.put([start("a")]);
     b.put([start("b")]);
@@ -128,9 +125,7 @@ test("two processes (connections) write to one spool concurrently without losing
 });
 
 test("quarantine moves a row aside with its reason; stats count it", (t) => {
-  const path = join(tempDir(t), "spool.db");
-  const spool = Spool.open(path, { limits: LIMITS });
-  t.after(() => spool.close());
+  const spool = openSpool(t, newSpoolPath(t));
   const s = start();
   spool.put([s]);
   const [row] = spool.batch(0, 1);
@@ -146,8 +141,7 @@ test("a spool file SQLite cannot read is moved aside with a warning and a fresh 
   const path = join(dir, "spool.db");
   writeFileSync(path, "this is not a database, just some bytes that are long enough to have a header".repeat(20));
   const warnings: string[] = [];
-  const spool = Spool.open(path, { limits: LIMITS, onWarning: (m) => warnings.push(m) });
-  t.after(() => spool.close());
+  const spool = openSpool(t, path, { onWarning: (m) => warnings.push(m) });
   assert.equal(warnings.length, 1);
   assert.match(warnings[0] ?? "", /could not be read .* moved it to .*spool\.db\.corrupt-\d+/);
   assert.ok(readdirSync(dir).some((f) => f.startsWith("spool.db.corrupt-")));

@@ -1,13 +1,12 @@
 /**
  * Shared pieces of the exporter tests: real tracer providers with the real
  * session span processor, session spans shaped like the instrumentation's,
- * temporary state dirs, and polling with a deadline.
+ * temporary state dirs, polling with a deadline, the minimal Session-Buddy
+ * server and the spool's stats.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,25 +17,10 @@ import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@open
 import type { SessionRecord } from "../../src/contract/index.ts";
 import { type CreateProcessorOptions, createLogger, createSessionSpanProcessor } from "../../src/exporter/index.ts";
 import type { SessionSpanProcessor } from "../../src/exporter/processor.ts";
-import {
-  ATTR_HOST_NAME,
-  ATTR_PROCESS_INTERACTIVE,
-  ATTR_PROCESS_PID,
-  ATTR_PROCESS_RUNTIME_NAME,
-  ATTR_PROCESS_RUNTIME_VERSION,
-  ATTR_SESSION_ID,
-  ATTR_SHELL_ADAPTERS,
-  ATTR_SHELL_COMPONENT_NAME,
-  ATTR_SHELL_COMPONENT_VERSION,
-  ATTR_SHELL_EVAL_COUNT,
-  ATTR_SHELL_EVAL_ERROR_COUNT,
-  ATTR_SHELL_EXIT_REASON,
-  ATTR_SHELL_SESSION_DURATION,
-  ATTR_SHELL_TYPE,
-  ATTR_USER_NAME,
-  SPAN_NAME_SESSION,
-} from "../../src/semconv.ts";
+import { Spool, type SpoolStats } from "../../src/exporter/spool.ts";
+import * as semconv from "../../src/semconv.ts";
 import { openStore } from "../../src/store/index.ts";
+import { type MinimalHttpServer, type MinimalOptions, startMinimalHttp } from "../helpers/session-buddy-minimal.ts";
 
 export function tempDir(t: { after(fn: () => void): void }, prefix = "exporter-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -125,20 +109,20 @@ export interface SessionOptions {
 export function startSession(provider: TracerProvider, options: SessionOptions = {}, parent?: Context): Span {
   const tracer = provider.getTracer("otel-shell-sessions");
   return tracer.startSpan(
-    SPAN_NAME_SESSION,
+    semconv.SPAN_NAME_SESSION,
     {
       attributes: {
-        [ATTR_SESSION_ID]: randomUUID(),
-        [ATTR_PROCESS_PID]: process.pid,
-        [ATTR_PROCESS_RUNTIME_NAME]: "nodejs",
-        [ATTR_PROCESS_RUNTIME_VERSION]: process.versions.node,
-        [ATTR_PROCESS_INTERACTIVE]: true,
-        [ATTR_HOST_NAME]: "test-host",
-        [ATTR_USER_NAME]: "tester",
-        [ATTR_SHELL_COMPONENT_NAME]: options.component ?? "mahavishnu",
-        [ATTR_SHELL_TYPE]: options.shellType ?? "MahavishnuShell",
-        [ATTR_SHELL_COMPONENT_VERSION]: "1.2.3",
-        [ATTR_SHELL_ADAPTERS]: ["redis", "postgres"],
+        [semconv.ATTR_SESSION_ID]: randomUUID(),
+        [semconv.ATTR_PROCESS_PID]: process.pid,
+        [semconv.ATTR_PROCESS_RUNTIME_NAME]: "nodejs",
+        [semconv.ATTR_PROCESS_RUNTIME_VERSION]: process.versions.node,
+        [semconv.ATTR_PROCESS_INTERACTIVE]: true,
+        [semconv.ATTR_HOST_NAME]: "test-host",
+        [semconv.ATTR_USER_NAME]: "tester",
+        [semconv.ATTR_SHELL_COMPONENT_NAME]: options.component ?? "mahavishnu",
+        [semconv.ATTR_SHELL_TYPE]: options.shellType ?? "MahavishnuShell",
+        [semconv.ATTR_SHELL_COMPONENT_VERSION]: "1.2.3",
+        [semconv.ATTR_SHELL_ADAPTERS]: ["redis", "postgres"],
         ...options.attributes,
       },
     },
@@ -152,10 +136,10 @@ export function endSession(span: Span, reason = "exit_command", evals = 3, error
   const [s1, n1] = hrTime();
   const seconds = s1 - s0 + (n1 - n0) / 1e9;
   span.setAttributes({
-    [ATTR_SHELL_EXIT_REASON]: reason,
-    [ATTR_SHELL_EVAL_COUNT]: evals,
-    [ATTR_SHELL_EVAL_ERROR_COUNT]: errors,
-    [ATTR_SHELL_SESSION_DURATION]: seconds,
+    [semconv.ATTR_SHELL_EXIT_REASON]: reason,
+    [semconv.ATTR_SHELL_EVAL_COUNT]: evals,
+    [semconv.ATTR_SHELL_EVAL_ERROR_COUNT]: errors,
+    [semconv.ATTR_SHELL_SESSION_DURATION]: seconds,
   });
   span.end();
 }
@@ -173,6 +157,8 @@ export interface MetricsProbe {
   value(name: string, match?: Attributes): Promise<number>;
   /** Count of recorded values of histogram `name` whose attributes include `match`. */
   histogramCount(name: string, match?: Attributes): Promise<number>;
+  /** Emissions (shell.emissions) with `outcome`, of one event type or of both. */
+  emissions(outcome: string, eventType?: "session_start" | "session_end"): Promise<number>;
 }
 
 export function metricsProbe(t: { after(fn: () => Promise<void> | void): void }): MetricsProbe {
@@ -188,13 +174,19 @@ export function metricsProbe(t: { after(fn: () => Promise<void> | void): void })
       ),
     );
   };
+  const value = async (name: string, match: Attributes = {}) =>
+    (await points(name, match)).reduce((sum, p) => sum + (typeof p.value === "number" ? p.value : 0), 0);
   return {
     meterProvider,
-    async value(name, match = {}) {
-      return (await points(name, match)).reduce((sum, p) => sum + (typeof p.value === "number" ? p.value : 0), 0);
-    },
+    value,
     async histogramCount(name, match = {}) {
       return (await points(name, match)).reduce((sum, p) => sum + ((p.value as { count?: number }).count ?? 0), 0);
+    },
+    async emissions(outcome, eventType) {
+      return value(semconv.METRIC_SHELL_EMISSIONS, {
+        [semconv.ATTR_SHELL_EMISSION_OUTCOME]: outcome,
+        ...(eventType !== undefined ? { [semconv.ATTR_SHELL_EVENT_TYPE]: eventType } : {}),
+      });
     },
   };
 }
@@ -204,68 +196,38 @@ export function randomSecret(): string {
   return randomBytes(32).toString("base64url");
 }
 
-// ---- an OTLP/HTTP (JSON) receiver, to see the tracker's own spans ----
+// ---- a server with only the real Session-Buddy's three tools, and the spool ----
 
-export interface ReceivedSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
+export interface MinimalTracker {
+  /** The test's state dir. */
+  dir: string;
+  /** The file the server appends each call to (see readRecords). */
+  record: string;
+  server: MinimalHttpServer;
 }
 
-export interface OtlpReceiver {
-  endpoint: string;
-  spans(): ReceivedSpan[];
+/** A fresh state dir and the minimal server over HTTP recording its calls there, stopped after `t`. */
+export async function minimalTracker(
+  t: { after(fn: () => Promise<void> | void): void },
+  options: Omit<MinimalOptions, "record"> = {},
+): Promise<MinimalTracker> {
+  const dir = tempDir(t);
+  const record = join(dir, "calls.jsonl");
+  const server = await startMinimalHttp({ record, ...options });
+  t.after(() => server.stop());
+  return { dir, record, server };
 }
 
-export async function otlpReceiver(t: { after(fn: () => Promise<void> | void): void }): Promise<OtlpReceiver> {
-  const received: ReceivedSpan[] = [];
-  const server = createServer((req, res) => {
-    let body = "";
-    req.setEncoding("utf8");
-    req.on("data", (chunk: string) => {
-      body += chunk;
-    });
-    req.on("end", () => {
-      try {
-        const data = JSON.parse(body) as {
-          resourceSpans?: { scopeSpans?: { spans?: ReceivedSpan[] }[] }[];
-        };
-        for (const rs of data.resourceSpans ?? []) {
-          for (const ss of rs.scopeSpans ?? []) {
-            for (const span of ss.spans ?? []) {
-              received.push({
-                traceId: span.traceId,
-                spanId: span.spanId,
-                parentSpanId: span.parentSpanId ?? "",
-                name: span.name,
-              });
-            }
-          }
-        }
-      } catch {
-        // Not JSON: the test will not find its spans and says so.
-      }
-      res.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const port = (server.address() as AddressInfo).port;
-  return { endpoint: `http://127.0.0.1:${port}/v1/traces`, spans: () => [...received] };
-}
-
-/** Environment that makes a tracker export its spans as OTLP/JSON to `receiver`, quickly. */
-export function otlpEnv(receiver: OtlpReceiver): Record<string, string> {
-  return {
-    OTEL_SDK_DISABLED: "false",
-    OTEL_TRACES_EXPORTER: "otlp",
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
-    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.endpoint,
-    OTEL_BSP_SCHEDULE_DELAY: "100",
-  };
+/** The stats of the spool in state dir `dir`, read through a connection of its own; undefined while there is none. */
+export function spoolStats(dir: string): SpoolStats | undefined {
+  const path = join(dir, "spool.db");
+  if (!Spool.exists(path)) return undefined;
+  const spool = Spool.open(path, { limits: { maxEvents: 1e6, maxBytes: 1e9 } });
+  try {
+    return spool.stats();
+  } finally {
+    spool.close();
+  }
 }
 
 // ---- the tracker's store, read back ----
@@ -338,4 +300,12 @@ export function runShellHost(env: NodeJS.ProcessEnv, args: string[] = []): Shell
 /** An attribute of a live or ended SDK span. */
 export function attribute(span: Span, key: string): unknown {
   return (span as unknown as { attributes: Attributes }).attributes[key];
+}
+
+/** The tracker's session id on a session span, once delivery has set it (the tracker acknowledged the start). */
+export function trackerSessionId(span: Span, what = "the tracker id on the span"): Promise<string> {
+  return waitFor(what, () => {
+    const id = attribute(span, semconv.ATTR_SHELL_TRACKER_SESSION_ID);
+    return typeof id === "string" && id !== "" ? id : undefined;
+  });
 }

@@ -9,21 +9,19 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { mintToken } from "../../src/auth/jwt.ts";
-import { ATTR_SHELL_TRACKER_SESSION_ID } from "../../src/semconv.ts";
+import { startOtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { CLI_PATH, runCli, startTracker } from "../helpers/tracker.ts";
 import {
-  attribute,
   deliveryEnv,
   endSession,
   harness,
-  otlpEnv,
-  otlpReceiver,
   randomSecret,
   runShellHost,
   shellEnv,
   startSession,
   storedSessions,
   tempDir,
+  trackerSessionId,
   waitFor,
 } from "./support.ts";
 
@@ -57,22 +55,17 @@ async function checkRecorded(
 
 test("over HTTP: recorded with the right fields, tracker id on the span, the tracker's span in the session's trace", async (t) => {
   const dir = tempDir(t);
-  const receiver = await otlpReceiver(t);
-  const tracker = await startTracker({ env: otlpEnv(receiver) });
+  const receiver = await startOtlpReceiver();
+  t.after(() => receiver.close());
+  const tracker = await startTracker({ env: receiver.env() });
   t.after(() => tracker.stop());
   const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: tracker.url, SESSION_BUDDY_SECRET: tracker.secret }));
   const span = startSession(h.provider);
-  const trackerSessionId = await waitFor(
-    "the tracker id on the span",
-    () => String(attribute(span, ATTR_SHELL_TRACKER_SESSION_ID) ?? "") || undefined,
-  );
+  const trackerId = await trackerSessionId(span);
   endSession(span);
-  await checkRecorded(tracker.store, span, trackerSessionId);
+  await checkRecorded(tracker.store, span, trackerId);
   const { traceId } = span.spanContext();
-  const joined = await waitFor("the tracker's tool-call spans in the session's trace", () => {
-    const mine = receiver.spans().filter((s) => s.traceId === traceId);
-    return mine.length >= 2 && mine;
-  });
+  const joined = await receiver.waitForSpans((s) => s.traceId === traceId, 2);
   const client = await waitFor("our two MCP client spans", () => {
     const ended = h.spans.getFinishedSpans().filter((s) => s.name.startsWith("tools/call "));
     return ended.length === 2 && ended;
@@ -92,28 +85,23 @@ test("over HTTP: recorded with the right fields, tracker id on the span, the tra
 
 test("over stdio: the tracker is spawned with SESSION_BUDDY_COMMAND and records the session", async (t) => {
   const dir = tempDir(t);
-  const receiver = await otlpReceiver(t);
+  const receiver = await startOtlpReceiver();
+  t.after(() => receiver.close());
   const secret = randomSecret();
   const store = `sqlite:${join(dir, "tracker.db")}`;
   const command = JSON.stringify([process.execPath, CLI_PATH, "serve", "--stdio", "--store", store]);
   const h = harness(
     t,
-    deliveryEnv(dir, { SESSION_BUDDY_COMMAND: command, SESSION_BUDDY_SECRET: secret, ...otlpEnv(receiver) }),
+    deliveryEnv(dir, { SESSION_BUDDY_COMMAND: command, SESSION_BUDDY_SECRET: secret, ...receiver.env() }),
   );
   const span = startSession(h.provider);
-  const trackerSessionId = await waitFor(
-    "the tracker id on the span",
-    () => String(attribute(span, ATTR_SHELL_TRACKER_SESSION_ID) ?? "") || undefined,
-  );
+  const trackerId = await trackerSessionId(span);
   endSession(span);
-  await checkRecorded(store, span, trackerSessionId);
+  await checkRecorded(store, span, trackerId);
   // The stdio server exits when delivery closes the connection; its spans are flushed on the way out.
   await h.provider.forceFlush();
   const { traceId } = span.spanContext();
-  const joined = await waitFor("the tracker's tool-call spans in the session's trace", () => {
-    const mine = receiver.spans().filter((s) => s.traceId === traceId && s.name.startsWith("tools/call "));
-    return mine.length >= 2 && mine;
-  });
+  const joined = await receiver.waitForSpans((s) => s.traceId === traceId && s.name.startsWith("tools/call "), 2);
   assert.ok(joined.some((s) => s.name === "tools/call track_session_start"));
   assert.deepEqual(h.warnings, []);
 });
@@ -187,14 +175,14 @@ test("credentials: SESSION_BUDDY_TOKEN as given, or the secret the local tracker
   t.after(() => tracker.stop());
   const local = harness(t, deliveryEnv(tracker.stateDir, { SESSION_BUDDY_URL: tracker.url }));
   const a = startSession(local.provider);
-  await waitFor("recorded with the local tracker's secret", () => attribute(a, ATTR_SHELL_TRACKER_SESSION_ID));
+  await trackerSessionId(a, "recorded with the local tracker's secret");
   endSession(a);
   const secret = readFileSync(join(tracker.stateDir, "secret"), "utf8").trim();
   const token = await mintToken({ secret, component: "mahavishnu" });
   const dir = tempDir(t);
   const given = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: tracker.url, SESSION_BUDDY_TOKEN: token }));
   const b = startSession(given.provider);
-  await waitFor("recorded with the given token", () => attribute(b, ATTR_SHELL_TRACKER_SESSION_ID));
+  await trackerSessionId(b, "recorded with the given token");
   endSession(b);
   await waitFor("both ended", async () => {
     const { sessions } = await storedSessions(tracker.store);

@@ -8,7 +8,11 @@
  *   t.after(() => otlp.close());
  *   // child env: OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url
  *   const span = await otlp.waitForSpan((s) => s.name === "shell.session");
+ *   const inTrace = await otlp.waitForSpans((s) => s.traceId === traceId, 2);
  *   const metric = await otlp.waitForMetric("shell.session.duration");
+ *
+ * `otlp.env()` is the environment that points a child's SDK here, and
+ * `GET /ping` answers "pong": a request for instrumented code to make.
  *
  * `@opentelemetry/otlp-transformer` 0.301 only encodes requests (its
  * serializers decode responses, not requests), so protobuf bodies are
@@ -411,12 +415,19 @@ export interface ReceivedRequest {
   encoding: string;
 }
 
+export interface ReceiverEnvOptions {
+  /** Export metrics here too (every 300 ms); default: metrics off. */
+  metrics?: boolean;
+}
+
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
   readonly metrics: ReceivedMetric[] = [];
   readonly requests: ReceivedRequest[] = [];
   /** Bodies that could not be decoded, with why: a test can assert there are none. */
   readonly errors: string[] = [];
+  /** Every export body, uncompressed, so a test can check what never left a process. */
+  readonly #bodies: Buffer[] = [];
   readonly #server: Server;
   readonly #waiters = new Set<() => void>();
 
@@ -435,8 +446,41 @@ export class OtlpReceiver {
     return `http://127.0.0.1:${port}`;
   }
 
+  /**
+   * Environment that makes a child's OpenTelemetry SDK export its spans (and,
+   * if asked, its metrics) here as OTLP/HTTP JSON, with short delays. The
+   * per-signal variables are set too, so none inherited can take precedence.
+   */
+  env(options: ReceiverEnvOptions = {}): Record<string, string> {
+    const protocol = "http/json";
+    return {
+      OTEL_SDK_DISABLED: "false",
+      OTEL_TRACES_EXPORTER: "otlp",
+      OTEL_METRICS_EXPORTER: options.metrics ? "otlp" : "none",
+      OTEL_LOGS_EXPORTER: "none",
+      OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+      OTEL_EXPORTER_OTLP_ENDPOINT: this.url,
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol,
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${this.url}/v1/traces`,
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: protocol,
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${this.url}/v1/metrics`,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+      OTEL_METRIC_EXPORT_INTERVAL: "300",
+    };
+  }
+
+  /** Whether `text` appears in any export body received so far (either encoding keeps strings as UTF-8). */
+  includesText(text: string): boolean {
+    const needle = Buffer.from(text, "utf8");
+    return this.#bodies.some((body) => body.includes(needle));
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://x").pathname;
+    if (req.method === "GET" && path === "/ping") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("pong");
+      return;
+    }
     if (req.method !== "POST" || !["/v1/traces", "/v1/metrics", "/v1/logs"].includes(path)) {
       res.writeHead(404).end();
       return;
@@ -456,8 +500,9 @@ export class OtlpReceiver {
     this.requests.push({ path, contentType, encoding });
     const json = contentType.includes("json");
     try {
-      let body: Uint8Array = Buffer.concat(chunks);
+      let body = Buffer.concat(chunks);
       if (encoding === "gzip") body = gunzipSync(body);
+      this.#bodies.push(body);
       if (path === "/v1/traces") this.spans.push(...decodeTraces(body, contentType));
       if (path === "/v1/metrics") this.metrics.push(...decodeMetrics(body, contentType));
     } catch (error) {
@@ -497,6 +542,22 @@ export class OtlpReceiver {
 
   waitForSpan(match: (span: ReceivedSpan) => boolean, timeoutMs = DEFAULT_WAIT_MS): Promise<ReceivedSpan> {
     return this.#waitFor(() => this.spans.find(match), "matching span", timeoutMs);
+  }
+
+  /** Every span matching `match`, once at least `count` of them have arrived. */
+  waitForSpans(
+    match: (span: ReceivedSpan) => boolean,
+    count = 1,
+    timeoutMs = DEFAULT_WAIT_MS,
+  ): Promise<ReceivedSpan[]> {
+    return this.#waitFor(
+      () => {
+        const found = this.spans.filter(match);
+        return found.length >= count ? found : undefined;
+      },
+      `${count} matching span(s)`,
+      timeoutMs,
+    );
   }
 
   /** The latest export of metric `name` that satisfies `match`. */

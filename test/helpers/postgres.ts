@@ -9,10 +9,10 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { freePort } from "./ports.ts";
 
 export interface PostgresServer {
   /** Superuser connection URL to the `postgres` database. */
@@ -60,18 +60,6 @@ function unprivilegedUser(): RunAs | undefined {
 function run(user: RunAs | undefined, cwd: string, file: string, args: string[]): string {
   const [command, argv] = user ? ["runuser", ["-u", user.name, "--", file, ...args]] : [file, args];
   return execFileSync(command, argv, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function tail(file: string, lines = 30): string {

@@ -12,9 +12,12 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.ts";
+
+// Kept importable from here: the observability tests take it from this module.
+export { freePort };
 
 export const PROMETHEUS_BIN = "/usr/bin/prometheus";
 export const PROMTOOL_BIN = "/usr/bin/promtool";
@@ -83,19 +86,6 @@ export function assertPrometheusInstalled(): void {
       throw new Error(`${bin} is missing: install Debian's prometheus package (apt-get install prometheus; CI does)`);
     }
   }
-}
-
-/** A port free on 127.0.0.1 now (for programs that cannot be told to pick one themselves). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

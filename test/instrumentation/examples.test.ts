@@ -5,56 +5,26 @@
  * read from an OTLP receiver.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { spawnPty } from "../helpers/pty.ts";
-import { OtlpReceiver, type ReceivedSpan } from "./otlp-receiver.ts";
+import { describe, test } from "node:test";
+import { freePort } from "../helpers/ports.ts";
+import { openTrackedShell, ROOT, shellTestbed } from "./shell-testbed.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const BANNER = /session tracking on · session ([0-9a-f-]{36}) · trace ([0-9a-f]{32})/;
-const work = mkdtempSync(join(tmpdir(), "shell-examples-"));
-let receiver: OtlpReceiver;
-
-before(async () => {
-  receiver = await OtlpReceiver.start();
-});
-after(async () => {
-  await receiver.close();
-  rmSync(work, { recursive: true, force: true });
-});
-
-function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    SHELL_SESSIONS_DELIVERY: "off",
-    SHELL_SESSIONS_STATE_DIR: work,
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
-    ...receiver.env(),
-    ...extra,
-  };
-}
-
-async function sessionSpan(sessionId: string): Promise<ReceivedSpan> {
-  const isMine = (s: ReceivedSpan) => s.name === "shell.session" && s.attributes["session.id"] === sessionId;
-  const mine = (await receiver.waitFor((all) => all.some(isMine))).filter(isMine);
-  assert.equal(mine.length, 1);
-  return mine[0] as ReceivedSpan;
-}
+const bed = shellTestbed("shell-examples-");
 
 describe("component shells and the programmatic set-up", () => {
   test("node examples/mahavishnu-shell.ts", async (t) => {
-    const shell = spawnPty(["examples/mahavishnu-shell.ts"], { cwd: ROOT, env: env() });
-    t.after(() => shell.dispose());
-    await shell.waitFor("mahavishnu> ");
-    const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
+    const { shell, sessionId, traceId } = await openTrackedShell(t, ["examples/mahavishnu-shell.ts"], {
+      prompt: "mahavishnu> ",
+      cwd: ROOT,
+      env: bed.env(),
+    });
     shell.type("workflows.get('nightly-sync').status");
     await shell.waitFor("'idle'");
     shell.type(".exit");
     assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-    const span = await sessionSpan(sessionId);
+    const span = await bed.sessionSpan(sessionId);
     assert.equal(span.traceId, traceId);
     assert.equal(span.resource["service.name"], "mahavishnu");
     assert.equal(span.attributes["shell.component.name"], "mahavishnu");
@@ -64,16 +34,17 @@ describe("component shells and the programmatic set-up", () => {
   });
 
   test("node examples/session-buddy-shell.ts", async (t) => {
-    const shell = spawnPty(["examples/session-buddy-shell.ts"], { cwd: ROOT, env: env() });
-    t.after(() => shell.dispose());
-    await shell.waitFor("session-buddy> ");
-    const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
+    const { shell, sessionId, traceId } = await openTrackedShell(t, ["examples/session-buddy-shell.ts"], {
+      prompt: "session-buddy> ",
+      cwd: ROOT,
+      env: bed.env(),
+    });
     const mark = shell.mark();
     shell.type(".trace");
     await shell.waitFor(traceId, { since: mark });
     shell.write("\x04");
     assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-    const span = await sessionSpan(sessionId);
+    const span = await bed.sessionSpan(sessionId);
     assert.equal(span.attributes["shell.component.name"], "session-buddy");
     assert.equal(span.attributes["shell.type"], "SessionBuddyShell");
     assert.equal(span.attributes["shell.component.version"], "0.9.1");
@@ -82,24 +53,22 @@ describe("component shells and the programmatic set-up", () => {
   });
 
   test("OTEL_SERVICE_NAME=inventory node examples/programmatic-setup.ts", async (t) => {
-    const shell = spawnPty(["examples/programmatic-setup.ts"], {
+    const { shell, sessionId, traceId } = await openTrackedShell(t, ["examples/programmatic-setup.ts"], {
+      prompt: "inventory> ",
       cwd: ROOT,
-      env: env({ OTEL_SERVICE_NAME: "inventory" }),
+      env: bed.env({ OTEL_SERVICE_NAME: "inventory" }),
     });
-    t.after(() => shell.dispose());
     await shell.waitFor("telemetry: sdk");
-    await shell.waitFor("inventory> ");
-    const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
     shell.type("stock.widgets + stock.gadgets");
     await shell.waitFor(/^15$/m);
     shell.type(".exit");
     await shell.waitFor(`inputs evaluated: 1, trace ${traceId}`);
     assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-    const span = await sessionSpan(sessionId);
+    const span = await bed.sessionSpan(sessionId);
     assert.equal(span.resource["service.name"], "inventory");
     assert.equal(span.attributes["shell.component.name"], "inventory");
     assert.equal(span.attributes["shell.component.version"], "1.4.0");
-    const evals = receiver.spans.filter((s) => s.traceId === traceId && s.name === "shell.eval");
+    const evals = bed.receiver.spans.filter((s) => s.traceId === traceId && s.name === "shell.eval");
     assert.equal(evals.length, 1);
     assert.equal(evals[0]?.attributes["shell.eval.input"], undefined);
   });
@@ -124,14 +93,6 @@ function documentedCommands(markdown: string): Array<{ line: string; env: Record
   return commands;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 describe("examples/auto-instrumentation.md", () => {
   const commands = documentedCommands(readFileSync(join(ROOT, "examples/auto-instrumentation.md"), "utf8"));
 
@@ -147,15 +108,16 @@ describe("examples/auto-instrumentation.md", () => {
         command.env.OTEL_METRICS_EXPORTER === "prometheus"
           ? { OTEL_EXPORTER_PROMETHEUS_PORT: String(await freePort()) }
           : {};
-      const shell = spawnPty(command.args, { cwd: ROOT, env: env({ ...command.env, ...port }) });
-      t.after(() => shell.dispose());
-      await shell.waitFor("admin> ");
-      const sessionId = (await shell.waitFor(BANNER))[1] as string;
+      const { shell, sessionId } = await openTrackedShell(t, command.args, {
+        prompt: "admin> ",
+        cwd: ROOT,
+        env: bed.env({ ...command.env, ...port }),
+      });
       shell.type("config.replicas");
       await shell.waitFor(/^3$/m);
       shell.type(".exit");
       assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-      const span = await sessionSpan(sessionId);
+      const span = await bed.sessionSpan(sessionId);
       assert.equal(span.attributes["shell.exit.reason"], "exit_command");
       if (command.env.OTEL_SERVICE_NAME)
         assert.equal(span.attributes["shell.component.name"], command.env.OTEL_SERVICE_NAME);

@@ -12,17 +12,15 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { after, describe, type TestContext, test } from "node:test";
 import { readSpanFile, type SpanRecord } from "../fixtures/file-span-exporter.ts";
 import { KEY, type PtyExit, type PtyShell, spawnPty } from "../helpers/pty.ts";
+import { bannerOf, FIXTURES, REGISTER } from "./shell-testbed.ts";
 
-const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
-const REGISTER = new URL("../../dist/register.js", import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), "shell-exit-paths-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 let n = 0;
-const BANNER = /session tracking on · session ([0-9a-f-]{36}) · trace ([0-9a-f]{32})/;
 
 interface Run {
   shell: PtyShell;
@@ -30,7 +28,8 @@ interface Run {
   sessionId: string;
 }
 
-async function openHost(instrumented = true, extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
+/** Opens the host under `t` (which disposes of it), and waits for its prompt and, if instrumented, its banner. */
+async function openHost(t: TestContext, instrumented = true, extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
   const spanFile = join(work, `spans-${++n}.jsonl`);
   const args = instrumented
     ? ["--import", join(FIXTURES, "file-provider.ts"), "--import", REGISTER, join(FIXTURES, "repl-host.cjs")]
@@ -39,8 +38,9 @@ async function openHost(instrumented = true, extraEnv: NodeJS.ProcessEnv = {}): 
     cwd: FIXTURES,
     env: { SPAN_FILE: spanFile, SHELL_SESSIONS_DELIVERY: "off", SHELL_SESSIONS_STATE_DIR: work, ...extraEnv },
   });
+  t.after(() => shell.dispose());
   await shell.waitFor("host> ");
-  const sessionId = instrumented ? ((await shell.waitFor(BANNER))[1] as string) : "";
+  const sessionId = instrumented ? (await bannerOf(shell)).sessionId : "";
   return { shell, spanFile, sessionId };
 }
 
@@ -61,8 +61,7 @@ async function endsWith(run: Run, expected: PtyExit, reason: string): Promise<vo
 
 describe("each of the seven ways out ends exactly one span with its reason", () => {
   test(".exit", async (t) => {
-    const run = await openHost();
-    t.after(() => run.shell.dispose());
+    const run = await openHost(t);
     run.shell.type("inventory.widgets");
     await run.shell.waitFor(/^3$/m);
     run.shell.type(".exit");
@@ -71,15 +70,13 @@ describe("each of the seven ways out ends exactly one span with its reason", () 
   });
 
   test("Ctrl-D", async (t) => {
-    const run = await openHost();
-    t.after(() => run.shell.dispose());
+    const run = await openHost(t);
     run.shell.write(KEY.ctrlD);
     await endsWith(run, { exitCode: 0, signal: 0 }, "eof");
   });
 
   test("Ctrl-C twice", async (t) => {
-    const run = await openHost();
-    t.after(() => run.shell.dispose());
+    const run = await openHost(t);
     const mark = run.shell.mark();
     run.shell.write(KEY.ctrlC);
     await run.shell.waitFor(/To exit, press Ctrl\+C again/, { since: mark });
@@ -88,29 +85,25 @@ describe("each of the seven ways out ends exactly one span with its reason", () 
   });
 
   test("process.exit() typed in the shell", async (t) => {
-    const run = await openHost();
-    t.after(() => run.shell.dispose());
+    const run = await openHost(t);
     run.shell.type("process.exit(3)");
     await endsWith(run, { exitCode: 3, signal: 0 }, "process_exit");
   });
 
   test("SIGTERM", async (t) => {
-    const run = await openHost();
-    t.after(() => run.shell.dispose());
+    const run = await openHost(t);
     run.shell.kill("SIGTERM");
     await endsWith(run, { exitCode: 0, signal: 15 }, "sigterm");
   });
 
   test("SIGHUP (the terminal went away)", async (t) => {
-    const run = await openHost();
-    t.after(() => run.shell.dispose());
+    const run = await openHost(t);
     run.shell.kill("SIGHUP");
     await endsWith(run, { exitCode: 0, signal: 1 }, "sighup");
   });
 
   test("an uncaught error", async (t) => {
-    const run = await openHost();
-    t.after(() => run.shell.dispose());
+    const run = await openHost(t);
     run.shell.type("queueMicrotask(() => { throw new TypeError('boom') })");
     await endsWith(run, { exitCode: 1, signal: 0 }, "uncaught_error");
     const [span] = sessionSpans(run);
@@ -119,8 +112,7 @@ describe("each of the seven ways out ends exactly one span with its reason", () 
   });
 
   test("an error the shell handles itself ends nothing", async (t) => {
-    const run = await openHost();
-    t.after(() => run.shell.dispose());
+    const run = await openHost(t);
     const mark = run.shell.mark();
     run.shell.type("setTimeout(() => { throw new Error('handled by the shell') }, 10); 'scheduled'");
     await run.shell.waitFor(/Uncaught Error: handled by the shell/, { since: mark });
@@ -139,12 +131,10 @@ describe("the program exits as it would without the instrumentation", () => {
     ["SIGHUP", (s: PtyShell) => s.kill("SIGHUP")],
   ] as const) {
     test(name, async (t) => {
-      const bare = await openHost(false);
-      t.after(() => bare.shell.dispose());
+      const bare = await openHost(t, false);
       act(bare.shell);
       const expected = await bare.shell.waitForExit();
-      const run = await openHost(true);
-      t.after(() => run.shell.dispose());
+      const run = await openHost(t, true);
       act(run.shell);
       assert.deepEqual(await run.shell.waitForExit(), expected);
       assert.equal(sessionSpans(run).length, 1);
@@ -153,16 +143,14 @@ describe("the program exits as it would without the instrumentation", () => {
 });
 
 test("a host that handles SIGTERM itself keeps the decision; the session still ends with sigterm", async (t) => {
-  const run = await openHost(true, { FIXTURE_ON_SIGTERM: "graceful" });
-  t.after(() => run.shell.dispose());
+  const run = await openHost(t, true, { FIXTURE_ON_SIGTERM: "graceful" });
   run.shell.kill("SIGTERM");
   await endsWith(run, { exitCode: 0, signal: 0 }, "sigterm");
   assert.match(run.shell.output, /\[host\] graceful stop/);
 });
 
 test("a session survives 1,000 evaluated inputs with one span", async (t) => {
-  const run = await openHost();
-  t.after(() => run.shell.dispose());
+  const run = await openHost(t);
   const INPUTS = 1000;
   const BATCH = 50;
   for (let i = 0; i < INPUTS; i += BATCH) {

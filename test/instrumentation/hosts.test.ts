@@ -5,35 +5,14 @@
  * the process unless input capture is switched on.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { readSpanFile } from "../fixtures/file-span-exporter.ts";
+import type { ReceivedSpan } from "../helpers/otlp-receiver.ts";
 import { spawnPty } from "../helpers/pty.ts";
-import { OtlpReceiver, type ReceivedSpan } from "./otlp-receiver.ts";
+import { bannerOf, FIXTURES, isSessionSpan, openTrackedShell, REGISTER, shellTestbed } from "./shell-testbed.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const FIXTURES = join(ROOT, "test/fixtures");
-const REGISTER = join(ROOT, "dist/register.js");
-const BANNER = /session tracking on · session ([0-9a-f-]{36}) · trace ([0-9a-f]{32})/;
-const work = mkdtempSync(join(tmpdir(), "shell-hosts-"));
-let receiver: OtlpReceiver;
-
-before(async () => {
-  receiver = await OtlpReceiver.start();
-});
-after(async () => {
-  await receiver.close();
-  rmSync(work, { recursive: true, force: true });
-});
-
-const baseEnv = (): NodeJS.ProcessEnv => ({
-  SHELL_SESSIONS_DELIVERY: "off",
-  SHELL_SESSIONS_STATE_DIR: work,
-  OTEL_METRICS_EXPORTER: "none",
-  OTEL_LOGS_EXPORTER: "none",
-});
+const bed = shellTestbed("shell-hosts-");
 
 interface Case {
   host: "repl-host.cjs" | "repl-host.mjs";
@@ -59,34 +38,28 @@ describe("CommonJS and ES module hosts, --import and programmatic set-up", () =>
     const how = c.create === "new" ? "new REPLServer()" : "repl.start()";
     const from = c.module ? `require("${c.module}")` : 'import from "node:repl"';
     test(`${c.host}, ${c.setup}: ${how} via ${from}`, async (t) => {
-      const spanFile = join(work, `spans-${++n}.jsonl`);
-      const env: NodeJS.ProcessEnv = {
-        ...baseEnv(),
-        FIXTURE_CREATE: c.create,
-        ...(c.module ? { FIXTURE_MODULE: c.module } : {}),
-        ...(c.setup === "register"
-          ? receiver.env()
-          : { FIXTURE_TELEMETRY: "programmatic", SPAN_FILE: spanFile, OTEL_TRACES_EXPORTER: "none" }),
-      };
+      const spanFile = join(bed.work, `spans-${++n}.jsonl`);
+      const fixture = { FIXTURE_CREATE: c.create, ...(c.module ? { FIXTURE_MODULE: c.module } : {}) };
+      const env =
+        c.setup === "register"
+          ? bed.env(fixture)
+          : bed.baseEnv({
+              ...fixture,
+              FIXTURE_TELEMETRY: "programmatic",
+              SPAN_FILE: spanFile,
+              OTEL_TRACES_EXPORTER: "none",
+            });
       const args = c.setup === "register" ? ["--import", REGISTER, c.host] : [c.host];
-      const shell = spawnPty(args, { cwd: FIXTURES, env });
-      t.after(() => shell.dispose());
-      await shell.waitFor("host> ");
-      const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
+      const { shell, sessionId, traceId } = await openTrackedShell(t, args, { prompt: "host> ", cwd: FIXTURES, env });
       shell.type("inventory.widgets * 2");
       await shell.waitFor(/^6$/m);
       shell.type(".exit");
       assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
 
-      let spans: Array<{ name: string; traceId: string; attributes: Record<string, unknown> }>;
-      if (c.setup === "register") {
-        const isMine = (s: ReceivedSpan) => s.name === "shell.session" && s.attributes["session.id"] === sessionId;
-        spans = (await receiver.waitFor((all) => all.some(isMine))).filter(isMine);
-      } else {
-        spans = readSpanFile(spanFile).filter(
-          (s) => s.name === "shell.session" && s.attributes["session.id"] === sessionId,
-        );
-      }
+      const spans =
+        c.setup === "register"
+          ? await bed.receiver.waitForSpans(isSessionSpan(sessionId))
+          : readSpanFile(spanFile).filter(isSessionSpan(sessionId));
       assert.equal(spans.length, 1);
       const [span] = spans as [(typeof spans)[number]];
       assert.equal(span.name, "shell.session");
@@ -107,19 +80,16 @@ describe("CommonJS and ES module hosts, --import and programmatic set-up", () =>
 });
 
 test("--import register and a programmatic start in one program make one SDK with both set-ups", async (t) => {
-  const spanFile = join(work, "spans-both.jsonl");
-  const shell = spawnPty(["--import", REGISTER, "repl-host.cjs"], {
+  const spanFile = join(bed.work, "spans-both.jsonl");
+  const { shell, sessionId } = await openTrackedShell(t, ["--import", REGISTER, "repl-host.cjs"], {
+    prompt: "host> ",
     cwd: FIXTURES,
-    env: { ...baseEnv(), ...receiver.env(), FIXTURE_TELEMETRY: "programmatic", SPAN_FILE: spanFile },
+    env: bed.env({ FIXTURE_TELEMETRY: "programmatic", SPAN_FILE: spanFile }),
   });
-  t.after(() => shell.dispose());
-  await shell.waitFor("host> ");
-  const sessionId = (await shell.waitFor(BANNER))[1] as string;
   shell.type(".exit");
   assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-  const isMine = (s: { name: string; attributes: Record<string, unknown> }) =>
-    s.name === "shell.session" && s.attributes["session.id"] === sessionId;
-  const viaOtlp = (await receiver.waitFor((all) => all.some(isMine))).filter(isMine);
+  const isMine = isSessionSpan(sessionId);
+  const viaOtlp = await bed.receiver.waitForSpans(isMine);
   const viaFile = readSpanFile(spanFile).filter(isMine);
   assert.equal(viaOtlp.length, 1, "the environment's exporter got the span once");
   assert.equal(viaFile.length, 1, "the program's own span processor got it once");
@@ -129,30 +99,29 @@ test("--import register and a programmatic start in one program make one SDK wit
 
 describe("input text", () => {
   const MARKER = "zebraQuartz7781";
+  /** All of the spans as text (timestamps are bigints, which JSON cannot hold). */
+  const asText = (spans: ReceivedSpan[]) =>
+    JSON.stringify(spans, (_key, value: unknown) => (typeof value === "bigint" ? String(value) : value));
 
   async function sessionWithEvalSpans(capture: boolean): Promise<ReceivedSpan[]> {
     const shell = spawnPty(["--import", REGISTER, "repl-host.cjs"], {
       cwd: FIXTURES,
-      env: {
-        ...baseEnv(),
-        ...receiver.env(),
+      env: bed.env({
         SHELL_SESSIONS_EVAL_SPANS: "on",
         SHELL_SESSIONS_CAPTURE_INPUT: capture ? "on" : "off",
-      },
+      }),
     });
     try {
       await shell.waitFor("host> ");
-      const [, , traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
+      const { traceId } = await bannerOf(shell);
       shell.type(`const ${MARKER} = { password: "correct-horse-battery" }`);
       await shell.waitFor(/^undefined$/m);
       shell.type(`${MARKER}.missing.field`);
       await shell.waitFor(/TypeError/);
       shell.type(".exit");
       assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-      const all = await receiver.waitFor(
-        (spans) => spans.filter((s) => s.traceId === traceId).length === 3, // the session and two inputs
-      );
-      return all.filter((s) => s.traceId === traceId);
+      // The session and two inputs.
+      return await bed.receiver.waitForSpans((s) => s.traceId === traceId, 3);
     } finally {
       shell.dispose();
     }
@@ -161,7 +130,7 @@ describe("input text", () => {
   test("is in no span when input capture is off, even with per-input spans on", async () => {
     const spans = await sessionWithEvalSpans(false);
     assert.deepEqual(spans.map((s) => s.name).sort(), ["shell.eval", "shell.eval", "shell.session"]);
-    assert.doesNotMatch(JSON.stringify(spans), new RegExp(`${MARKER}|correct-horse`));
+    assert.doesNotMatch(asText(spans), new RegExp(`${MARKER}|correct-horse`));
     const failed = spans.find((s) => s.name === "shell.eval" && s.status.code === 2);
     assert.equal(failed?.attributes["error.type"], "TypeError");
   });
@@ -170,6 +139,6 @@ describe("input text", () => {
     const spans = await sessionWithEvalSpans(true);
     const inputs = spans.filter((s) => s.name === "shell.eval").map((s) => s.attributes["shell.eval.input"]);
     assert.ok(inputs.includes(`const ${MARKER} = { password: "[REDACTED]" }`), JSON.stringify(inputs));
-    assert.doesNotMatch(JSON.stringify(spans), /correct-horse/);
+    assert.doesNotMatch(asText(spans), /correct-horse/);
   });
 });

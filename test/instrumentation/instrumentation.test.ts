@@ -85,6 +85,15 @@ function sessionSpans(): ReadableSpan[] {
   return exporter.getFinishedSpans().filter((s) => s.name === semconv.SPAN_NAME_SESSION);
 }
 
+function evalSpans(): ReadableSpan[] {
+  return exporter.getFinishedSpans().filter((s) => s.name === semconv.SPAN_NAME_EVAL);
+}
+
+/** The recorded text of each input, in order (undefined where none was recorded). */
+function recordedInputs(): unknown[] {
+  return evalSpans().map((s) => s.attributes[semconv.ATTR_SHELL_EVAL_INPUT]);
+}
+
 function endedSessionSpan(sessionId: string): Promise<ReadableSpan> {
   return until(`the session span of ${sessionId}`, () =>
     sessionSpans().find((s) => s.attributes[semconv.ATTR_SESSION_ID] === sessionId),
@@ -270,7 +279,7 @@ describe("per-input spans", () => {
     await evaluated(shell, "missingThing.field", /ReferenceError/);
     shell.send(".exit");
     const session = await endedSessionSpan(id);
-    const evals = exporter.getFinishedSpans().filter((s) => s.name === semconv.SPAN_NAME_EVAL);
+    const evals = evalSpans();
     assert.equal(evals.length, 2);
     for (const span of evals) {
       assert.equal(span.parentSpanContext?.spanId, session.spanContext().spanId);
@@ -294,11 +303,7 @@ describe("per-input spans", () => {
     await evaluated(shell, "inventoryCount = 7", /7/);
     shell.send(".exit");
     await endedSessionSpan(id);
-    const inputs = exporter
-      .getFinishedSpans()
-      .filter((s) => s.name === semconv.SPAN_NAME_EVAL)
-      .map((s) => s.attributes[semconv.ATTR_SHELL_EVAL_INPUT]);
-    assert.deepEqual(inputs, ["const creds = { user: 'ops', password: '[REDACTED]' }", "inventoryCount = 7"]);
+    assert.deepEqual(recordedInputs(), ["const creds = { user: 'ops', password: '[REDACTED]' }", "inventoryCount = 7"]);
   });
 
   test("a custom redactor decides, and one returning undefined records nothing", async () => {
@@ -313,11 +318,7 @@ describe("per-input spans", () => {
     await evaluated(shell, "'drop'", /drop/);
     shell.send(".exit");
     await endedSessionSpan(id);
-    const inputs = exporter
-      .getFinishedSpans()
-      .filter((s) => s.name === semconv.SPAN_NAME_EVAL)
-      .map((s) => s.attributes[semconv.ATTR_SHELL_EVAL_INPUT]);
-    assert.deepEqual(inputs, ["'KEEP'", undefined]);
+    assert.deepEqual(recordedInputs(), ["'KEEP'", undefined]);
   });
 });
 

@@ -7,69 +7,31 @@
  * entry points are in dist/).
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
+import { freePort } from "../helpers/ports.ts";
 import { spawnPty } from "../helpers/pty.ts";
-import { OtlpReceiver, type ReceivedSpan } from "./otlp-receiver.ts";
+import { FIXTURES, isSessionSpan, openTrackedShell, REGISTER, ROOT, shellTestbed } from "./shell-testbed.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const FIXTURES = join(ROOT, "test/fixtures");
-const REGISTER = join(ROOT, "dist/register.js");
-const BANNER = /session tracking on · session ([0-9a-f-]{36}) · trace ([0-9a-f]{32})/;
-const work = mkdtempSync(join(tmpdir(), "shell-register-"));
-let receiver: OtlpReceiver;
-
-before(async () => {
-  receiver = await OtlpReceiver.start();
-});
-after(async () => {
-  await receiver.close();
-  rmSync(work, { recursive: true, force: true });
-});
-
-/** Environment common to every child: no tracker delivery, nothing outside the test's own receivers. */
-function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    SHELL_SESSIONS_DELIVERY: "off",
-    SHELL_SESSIONS_STATE_DIR: work,
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
-    ...receiver.env(),
-    ...extra,
-  };
-}
-
-function sessionSpansOf(sessionId: string): (spans: ReceivedSpan[]) => ReceivedSpan[] {
-  return (spans) => spans.filter((s) => s.name === "shell.session" && s.attributes["session.id"] === sessionId);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const bed = shellTestbed("shell-register-");
 
 describe("the SDK register starts", () => {
   test("is configured from OTEL_*: the session span goes over OTLP, named for the service", async (t) => {
-    const shell = spawnPty(["--import", REGISTER, join(FIXTURES, "repl-host.cjs")], {
-      cwd: FIXTURES,
-      env: childEnv({ OTEL_SERVICE_NAME: "ops-api", SHELL_SESSIONS_ADAPTERS: "redis, postgres" }),
-    });
-    t.after(() => shell.dispose());
-    await shell.waitFor("host> ");
-    const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
+    const { shell, sessionId, traceId } = await openTrackedShell(
+      t,
+      ["--import", REGISTER, join(FIXTURES, "repl-host.cjs")],
+      {
+        prompt: "host> ",
+        cwd: FIXTURES,
+        env: bed.env({ OTEL_SERVICE_NAME: "ops-api", SHELL_SESSIONS_ADAPTERS: "redis, postgres" }),
+      },
+    );
     shell.type(".exit");
     assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-    const spans = sessionSpansOf(sessionId)(await receiver.waitFor((s) => sessionSpansOf(sessionId)(s).length > 0));
-    assert.equal(spans.length, 1);
-    const [span] = spans as [ReceivedSpan];
+    const span = await bed.sessionSpan(sessionId);
     assert.equal(span.traceId, traceId);
-    assert.equal(span.scope, "otel-shell-sessions");
+    assert.equal(span.scope.name, "otel-shell-sessions");
     assert.equal(span.resource["service.name"], "ops-api");
     assert.equal(span.attributes["shell.component.name"], "ops-api");
     assert.deepEqual(span.attributes["shell.adapters"], ["redis", "postgres"]);
@@ -77,16 +39,14 @@ describe("the SDK register starts", () => {
   });
 
   test("flushes on SIGTERM before the signal takes the process down", async (t) => {
-    const shell = spawnPty(["--import", REGISTER, join(FIXTURES, "repl-host.cjs")], {
+    const { shell, sessionId } = await openTrackedShell(t, ["--import", REGISTER, join(FIXTURES, "repl-host.cjs")], {
+      prompt: "host> ",
       cwd: FIXTURES,
-      env: childEnv({ SHELL_SESSIONS_COMPONENT: "billing", OTEL_BSP_SCHEDULE_DELAY: "60000" }),
+      env: bed.env({ SHELL_SESSIONS_COMPONENT: "billing", OTEL_BSP_SCHEDULE_DELAY: "60000" }),
     });
-    t.after(() => shell.dispose());
-    await shell.waitFor("host> ");
-    const sessionId = (await shell.waitFor(BANNER))[1] as string;
     shell.kill("SIGTERM");
     assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 15 });
-    const [span] = sessionSpansOf(sessionId)(receiver.spans);
+    const [span] = bed.receiver.spans.filter(isSessionSpan(sessionId));
     assert.ok(span, "the span was exported before the process died");
     assert.equal(span.attributes["shell.exit.reason"], "sigterm");
     assert.equal(span.attributes["shell.component.name"], "billing");
@@ -96,7 +56,7 @@ describe("the SDK register starts", () => {
     const port = await freePort();
     const shell = spawnPty(["--import", REGISTER, join(FIXTURES, "repl-host.cjs")], {
       cwd: FIXTURES,
-      env: childEnv({
+      env: bed.env({
         OTEL_METRICS_EXPORTER: "prometheus",
         OTEL_EXPORTER_PROMETHEUS_HOST: "127.0.0.1",
         OTEL_EXPORTER_PROMETHEUS_PORT: String(port),
@@ -139,33 +99,28 @@ describe("with @opentelemetry/auto-instrumentations-node/register in the same pr
       const auto = ["--import", "@opentelemetry/auto-instrumentations-node/register"];
       const ours = ["--import", REGISTER];
       const imports = order === "auto first" ? [...auto, ...ours] : [...ours, ...auto];
-      const shell = spawnPty([...imports, join(FIXTURES, "repl-host.cjs")], {
+      const { shell, sessionId, traceId } = await openTrackedShell(t, [...imports, join(FIXTURES, "repl-host.cjs")], {
+        prompt: "host> ",
         cwd: FIXTURES,
-        env: childEnv({
+        env: bed.env({
           OTEL_SERVICE_NAME: "coexist",
           OTEL_LOG_LEVEL: "warn",
           OTEL_NODE_ENABLED_INSTRUMENTATIONS: "http",
           OTEL_NODE_RESOURCE_DETECTORS: "serviceinstance",
         }),
       });
-      t.after(() => shell.dispose());
-      await shell.waitFor("host> ");
-      const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
       const mark = shell.mark();
       shell.type(
-        `void require("node:http").get("${receiver.url}/ping", (r) => r.resume().on("end", () => console.log("ping done")))`,
+        `void require("node:http").get("${bed.receiver.url}/ping", (r) => r.resume().on("end", () => console.log("ping done")))`,
       );
       await shell.waitFor("ping done", { since: mark });
       shell.type(".exit");
       assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-      const inTrace = await receiver.waitFor(
-        (spans) =>
-          sessionSpansOf(sessionId)(spans).length > 0 &&
-          spans.some((s) => s.traceId === traceId && s.name !== "shell.session"),
-      );
-      const session = sessionSpansOf(sessionId)(inTrace);
+      const [client] = await bed.receiver.waitForSpans((s) => s.traceId === traceId && s.name !== "shell.session");
+      await bed.receiver.waitForSpans(isSessionSpan(sessionId));
+      const inTrace = bed.receiver.spans.filter((s) => s.traceId === traceId);
+      const session = bed.receiver.spans.filter(isSessionSpan(sessionId));
       assert.equal(session.length, 1, "exactly one session span");
-      const client = inTrace.find((s) => s.traceId === traceId && s.name !== "shell.session");
       assert.equal(client?.parentSpanId, session[0]?.spanId, "the shell's HTTP call is a child of the session span");
       const instances = new Set(
         inTrace.filter((s) => s.traceId === traceId).map((s) => s.resource["service.instance.id"]),
@@ -178,19 +133,20 @@ describe("with @opentelemetry/auto-instrumentations-node/register in the same pr
 
 describe("from a program outside this repository", () => {
   test("--import with the absolute path of dist/register.js, and through a node_modules link", async (t) => {
-    const app = join(work, "outside-app");
+    const app = join(bed.work, "outside-app");
     mkdirSync(join(app, "node_modules"), { recursive: true });
     copyFileSync(join(FIXTURES, "repl-host.cjs"), join(app, "app.cjs"));
     symlinkSync(ROOT, join(app, "node_modules", "otel-shell-sessions"), "dir");
     for (const specifier of [REGISTER, "otel-shell-sessions/register"]) {
-      const shell = spawnPty(["--import", specifier, "app.cjs"], { cwd: app, env: childEnv() });
-      t.after(() => shell.dispose());
-      await shell.waitFor("host> ");
-      const sessionId = (await shell.waitFor(BANNER))[1] as string;
+      const { shell, sessionId } = await openTrackedShell(t, ["--import", specifier, "app.cjs"], {
+        prompt: "host> ",
+        cwd: app,
+        env: bed.env(),
+      });
       shell.write("\x04");
       assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-      const [span] = sessionSpansOf(sessionId)(await receiver.waitFor((s) => sessionSpansOf(sessionId)(s).length > 0));
-      assert.equal(span?.attributes["shell.exit.reason"], "eof", specifier);
+      const span = await bed.sessionSpan(sessionId);
+      assert.equal(span.attributes["shell.exit.reason"], "eof", specifier);
     }
   });
 });

@@ -5,41 +5,19 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { spawnPty } from "../helpers/pty.ts";
-import { OtlpReceiver, type ReceivedSpan } from "./otlp-receiver.ts";
+import { CLI, openTrackedShell, ROOT, shellTestbed } from "./shell-testbed.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const CLI = join(ROOT, "dist/cli/main.js");
 const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
-const BANNER = /session tracking on · session ([0-9a-f-]{36}) · trace ([0-9a-f]{32})/;
-const work = mkdtempSync(join(tmpdir(), "shell-command-"));
-let receiver: OtlpReceiver;
+const bed = shellTestbed("shell-command-");
 
-before(async () => {
-  receiver = await OtlpReceiver.start();
-});
-after(async () => {
-  await receiver.close();
-  rmSync(work, { recursive: true, force: true });
-});
-
-function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    SHELL_SESSIONS_DELIVERY: "off",
-    SHELL_SESSIONS_STATE_DIR: work,
-    SHELL_SESSIONS_COMPONENT: "",
-    OTEL_SERVICE_NAME: "",
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
-    ...receiver.env(),
-    ...extra,
-  };
-}
+/** No component or service name comes in from the environment: the demo shell's own default applies. */
+const env = (extra: NodeJS.ProcessEnv = {}) =>
+  bed.env({ SHELL_SESSIONS_COMPONENT: "", OTEL_SERVICE_NAME: "", ...extra });
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -82,10 +60,10 @@ describe("usage", () => {
 
 describe("the demo shell", () => {
   test("shows the banner, the demo objects and the session; its span describes the demo component", async (t) => {
-    const shell = spawnPty([CLI, "shell", "--component", "ops"], { env: env() });
-    t.after(() => shell.dispose());
-    await shell.waitFor("ops> ");
-    const [, sessionId, traceId] = (await shell.waitFor(BANNER)) as unknown as [string, string, string];
+    const { shell, sessionId, traceId } = await openTrackedShell(t, [CLI, "shell", "--component", "ops"], {
+      prompt: "ops> ",
+      env: env(),
+    });
     let mark = shell.mark();
     shell.type("inventory.take('W-1', 2)");
     await shell.waitFor(/^10$/m, { since: mark });
@@ -101,15 +79,14 @@ describe("the demo shell", () => {
     await shell.waitFor(`'ok ${sessionId}'`, { since: mark });
     shell.type(".exit");
     assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
-    const isMine = (s: ReceivedSpan) => s.name === "shell.session" && s.attributes["session.id"] === sessionId;
-    const [span] = (await receiver.waitFor((all) => all.some(isMine))).filter(isMine);
-    assert.equal(span?.traceId, traceId);
-    assert.equal(span?.resource["service.name"], "ops");
-    assert.equal(span?.attributes["shell.component.name"], "ops");
-    assert.equal(span?.attributes["shell.type"], "DemoShell");
-    assert.equal(span?.attributes["shell.component.version"], version);
-    assert.deepEqual(span?.attributes["shell.adapters"], ["memory"]);
-    assert.equal(span?.attributes["shell.eval.count"], 3);
+    const span = await bed.sessionSpan(sessionId);
+    assert.equal(span.traceId, traceId);
+    assert.equal(span.resource["service.name"], "ops");
+    assert.equal(span.attributes["shell.component.name"], "ops");
+    assert.equal(span.attributes["shell.type"], "DemoShell");
+    assert.equal(span.attributes["shell.component.version"], version);
+    assert.deepEqual(span.attributes["shell.adapters"], ["memory"]);
+    assert.equal(span.attributes["shell.eval.count"], 3);
   });
 
   test("--no-tracking opens the same shell without telemetry", async (t) => {
@@ -126,10 +103,7 @@ describe("the demo shell", () => {
   });
 
   test("npm start opens it", async (t) => {
-    const shell = spawnPty(["start"], { file: "npm", cwd: ROOT, env: env() });
-    t.after(() => shell.dispose());
-    await shell.waitFor("demo> ");
-    await shell.waitFor(BANNER);
+    const { shell } = await openTrackedShell(t, ["start"], { prompt: "demo> ", file: "npm", cwd: ROOT, env: env() });
     shell.type(".exit");
     assert.equal((await shell.waitForExit()).exitCode, 0);
   });

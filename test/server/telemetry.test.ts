@@ -1,122 +1,15 @@
 /**
- * The tracker's own telemetry, exported by the real OpenTelemetry SDK with
- * `OTEL_EXPORTER_OTLP_PROTOCOL=http/json` to a small OTLP/HTTP receiver in
- * this test (plain JSON parsing): one SERVER span per tool call, joining the
- * caller's trace from `params._meta`, and the tracker's metrics.
+ * The tracker's own telemetry, exported by the real OpenTelemetry SDK as
+ * OTLP/HTTP JSON to the test OTLP receiver: one SERVER span per tool call,
+ * joining the caller's trace from `params._meta`, and the tracker's metrics.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { SessionStartResult } from "../../src/contract/schemas.ts";
 import { connectHttp, connectStdio, startPayload, tokenFor } from "../helpers/mcp-client.ts";
+import { type OtlpReceiver, type ReceivedMetric, startOtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { startTracker, type TrackerProcess } from "../helpers/tracker.ts";
-
-interface OtlpAttribute {
-  key: string;
-  value: { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
-}
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes?: OtlpAttribute[];
-  status?: { code?: number };
-}
-interface OtlpDataPoint {
-  attributes?: OtlpAttribute[];
-  asInt?: string | number;
-  asDouble?: number;
-  count?: string | number;
-}
-interface OtlpMetric {
-  name: string;
-  unit?: string;
-  sum?: { dataPoints: OtlpDataPoint[] };
-  gauge?: { dataPoints: OtlpDataPoint[] };
-  histogram?: { dataPoints: OtlpDataPoint[] };
-}
-
-/** OTLP/JSON carries ids as hex; accept base64 too, as some encoders send it. */
-function hexId(id: string | undefined): string {
-  if (id === undefined || id === "") return "";
-  return /^[0-9a-f]+$/.test(id) ? id : Buffer.from(id, "base64").toString("hex");
-}
-
-function attributes(list: OtlpAttribute[] | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const { key, value } of list ?? []) {
-    out[key] =
-      value.stringValue ??
-      (value.intValue !== undefined ? Number(value.intValue) : undefined) ??
-      value.boolValue ??
-      value.doubleValue;
-  }
-  return out;
-}
-
-class OtlpReceiver {
-  readonly spans: (OtlpSpan & { resource: Record<string, unknown> })[] = [];
-  readonly metrics: (OtlpMetric & { resource: Record<string, unknown> })[] = [];
-  /** Every body received, to check that no token ever reaches a span or metric. */
-  raw = "";
-  #server: Server | undefined;
-  url = "";
-
-  async start(): Promise<void> {
-    this.#server = createServer((req, res) => {
-      let body = "";
-      req.setEncoding("utf8");
-      req.on("data", (c: string) => {
-        body += c;
-      });
-      req.on("end", () => {
-        this.raw += body;
-        const data = JSON.parse(body) as Record<string, unknown>;
-        if (req.url === "/v1/traces") {
-          for (const rs of (data.resourceSpans ?? []) as {
-            resource?: { attributes?: OtlpAttribute[] };
-            scopeSpans: { spans: OtlpSpan[] }[];
-          }[]) {
-            const resource = attributes(rs.resource?.attributes);
-            for (const ss of rs.scopeSpans) for (const span of ss.spans) this.spans.push({ ...span, resource });
-          }
-        } else if (req.url === "/v1/metrics") {
-          for (const rm of (data.resourceMetrics ?? []) as {
-            resource?: { attributes?: OtlpAttribute[] };
-            scopeMetrics: { metrics: OtlpMetric[] }[];
-          }[]) {
-            const resource = attributes(rm.resource?.attributes);
-            for (const sm of rm.scopeMetrics)
-              for (const metric of sm.metrics) this.metrics.push({ ...metric, resource });
-          }
-        }
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end("{}");
-      });
-    });
-    await new Promise<void>((resolve) => this.#server?.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.#server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server?.close(() => resolve()));
-  }
-}
-
-async function pollUntil<T>(what: string, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 function traceparent() {
   const traceId = randomBytes(16).toString("hex");
@@ -125,26 +18,18 @@ function traceparent() {
 }
 
 describe("the tracker's own telemetry", () => {
-  const receiver = new OtlpReceiver();
+  let receiver: OtlpReceiver;
   let tracker: TrackerProcess;
   let otelEnv: Record<string, string>;
 
   before(async () => {
-    await receiver.start();
-    otelEnv = {
-      OTEL_TRACES_EXPORTER: "otlp",
-      OTEL_METRICS_EXPORTER: "otlp",
-      OTEL_LOGS_EXPORTER: "none",
-      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_BSP_SCHEDULE_DELAY: "100",
-      OTEL_METRIC_EXPORT_INTERVAL: "300",
-    };
+    receiver = await startOtlpReceiver();
+    otelEnv = receiver.env({ metrics: true });
     tracker = await startTracker({ lease: 1, env: otelEnv });
   });
   after(async () => {
     await tracker?.stop();
-    await receiver.stop();
+    await receiver?.close();
   });
 
   test("each tool call is a SERVER span that joins the caller's trace from params._meta", async (t) => {
@@ -154,15 +39,15 @@ describe("the tracker's own telemetry", () => {
     const start = await client.call("track_session_start", startPayload(), { traceparent: caller.header });
     const sessionId = SessionStartResult.parse(start.result).session_id;
 
-    const span = await pollUntil("the start span", () =>
-      receiver.spans.find((s) => hexId(s.traceId) === caller.traceId && s.name === "tools/call track_session_start"),
+    const span = await receiver.waitForSpan(
+      (s) => s.traceId === caller.traceId && s.name === "tools/call track_session_start",
     );
-    assert.equal(hexId(span.parentSpanId), caller.spanId, "parented by the caller's span");
+    assert.equal(span.parentSpanId, caller.spanId, "parented by the caller's span");
     assert.equal(span.kind, 2, "SERVER");
     assert.deepEqual(
       {
-        ...attributes(span.attributes),
-        "jsonrpc.request.id": typeof attributes(span.attributes)["jsonrpc.request.id"],
+        ...span.attributes,
+        "jsonrpc.request.id": typeof span.attributes["jsonrpc.request.id"],
       },
       {
         "mcp.method.name": "tools/call",
@@ -187,14 +72,11 @@ describe("the tracker's own telemetry", () => {
       traceparent: caller.header,
     });
     assert.equal(r.result.code, "unauthenticated");
-    const span = await pollUntil("the failed span", () =>
-      receiver.spans.find((s) => hexId(s.traceId) === caller.traceId),
-    );
-    const attrs = attributes(span.attributes);
-    assert.equal(attrs["error.type"], "unauthenticated");
-    assert.equal(attrs["shell.tool.status"], "error");
-    assert.equal(span.status?.code, 2, "ERROR");
-    assert.ok(!receiver.raw.includes(badToken), "the token appears in no exported span or metric");
+    const span = await receiver.waitForSpan((s) => s.traceId === caller.traceId);
+    assert.equal(span.attributes["error.type"], "unauthenticated");
+    assert.equal(span.attributes["shell.tool.status"], "error");
+    assert.equal(span.status.code, 2, "ERROR");
+    assert.ok(!receiver.includesText(badToken), "the token appears in no exported span or metric");
   });
 
   test("over stdio the span joins the caller's trace too, with network.transport pipe", async (t) => {
@@ -209,12 +91,10 @@ describe("the tracker's own telemetry", () => {
     t.after(() => client.close());
     const caller = traceparent();
     await client.call("health_check", {}, { traceparent: caller.header });
-    const span = await pollUntil("the stdio span", () =>
-      receiver.spans.find((s) => hexId(s.traceId) === caller.traceId),
-    );
-    assert.equal(hexId(span.parentSpanId), caller.spanId);
+    const span = await receiver.waitForSpan((s) => s.traceId === caller.traceId);
+    assert.equal(span.parentSpanId, caller.spanId);
     assert.equal(span.name, "tools/call health_check");
-    assert.equal(attributes(span.attributes)["network.transport"], "pipe");
+    assert.equal(span.attributes["network.transport"], "pipe");
   });
 
   test("metrics: operation duration by tool and outcome, sessions started, abandoned and active", async (t) => {
@@ -224,25 +104,23 @@ describe("the tracker's own telemetry", () => {
     await client.call("track_session_start", startPayload({ hostname: "metrics-host" }));
 
     // The stdio server of another test exports to the same receiver: read only this process's metrics.
-    const latest = (name: string) =>
-      receiver.metrics.filter((m) => m.name === name && m.resource["process.pid"] === tracker.pid).at(-1);
-    const counterTotal = (name: string) =>
-      (latest(name)?.sum?.dataPoints ?? []).reduce((n, p) => n + Number(p.asInt ?? p.asDouble ?? 0), 0);
-
-    await pollUntil("the started and abandoned counters", () =>
-      counterTotal("shell.tracker.sessions.started") >= 1 && counterTotal("shell.tracker.sessions.abandoned") >= 1
-        ? true
-        : undefined,
-    );
-    const duration = await pollUntil("the duration histogram", () => latest("mcp.server.operation.duration"));
+    const ours = (m: ReceivedMetric) => m.resource["process.pid"] === tracker.pid;
+    const total = (m: ReceivedMetric) => m.dataPoints.reduce((n, p) => n + (p.value ?? 0), 0);
+    for (const counter of ["shell.tracker.sessions.started", "shell.tracker.sessions.abandoned"]) {
+      const counted = await receiver.waitForMetric(counter, (m) => ours(m) && total(m) >= 1);
+      assert.equal(counted.type, "sum");
+    }
+    const duration = await receiver.waitForMetric("mcp.server.operation.duration", ours);
     assert.equal(duration.unit, "s");
-    const startPoint = duration.histogram?.dataPoints.find((p) => {
-      const a = attributes(p.attributes);
-      return a["gen_ai.tool.name"] === "track_session_start" && a["shell.tool.status"] === "tracked";
-    });
+    assert.equal(duration.type, "histogram");
+    const startPoint = duration.dataPoints.find(
+      (p) =>
+        p.attributes["gen_ai.tool.name"] === "track_session_start" && p.attributes["shell.tool.status"] === "tracked",
+    );
     assert.ok(startPoint && Number(startPoint.count) >= 1);
-    assert.equal(attributes(startPoint.attributes)["mcp.method.name"], "tools/call");
-    const active = await pollUntil("the active gauge", () => latest("shell.tracker.sessions.active"));
-    assert.ok(active.gauge?.dataPoints.length);
+    assert.equal(startPoint.attributes["mcp.method.name"], "tools/call");
+    const active = await receiver.waitForMetric("shell.tracker.sessions.active", ours);
+    assert.equal(active.type, "gauge");
+    assert.ok(active.dataPoints.length);
   });
 });
