@@ -1,0 +1,53 @@
+/**
+ * A tracker that answers after 5 s: a small HTTP proxy in front of the real
+ * one that holds every response back. Hand-rolled (a few lines of node:http)
+ * because all it must do is forward one request and wait.
+ */
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface DelayProxy {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startDelayProxy(target: string, delayMs: number): Promise<DelayProxy> {
+  const upstream = new URL(target);
+  const timers = new Set<NodeJS.Timeout>();
+  const server = createServer((req, res) => {
+    const forward = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        // The tracker checks Host against its own names (DNS rebinding protection).
+        headers: { ...req.headers, host: upstream.host },
+      },
+      (answer) => {
+        const chunks: Buffer[] = [];
+        answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+        answer.on("end", () => {
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(chunks));
+          }, delayMs);
+          timers.add(timer);
+        });
+      },
+    );
+    forward.on("error", () => res.writeHead(502).end());
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}${upstream.pathname}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const timer of timers) clearTimeout(timer);
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

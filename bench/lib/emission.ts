@@ -1,0 +1,99 @@
+/**
+ * Emission latency: from a shell session's span start (or end) to the
+ * tracker's acknowledgement of the event, one session at a time, over HTTP
+ * and over stdio; beside the round trip of the no-op peer's tool on the same
+ * SDK and transport, measured in alternating blocks in the same run.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { endPayload, startPayload } from "../../test/helpers/mcp-client.ts";
+import { CLI_PATH, randomSecret, type TrackerProcess } from "../../test/helpers/tracker.ts";
+import { Fleet } from "../../test/stress/support/fleet.ts";
+import { type Summary, summarize } from "../../test/stress/support/stats.ts";
+import { NOOP_TOOL } from "./peer.ts";
+
+export interface EmissionOptions {
+  /** Blocks of ours and the peer's, alternating. */
+  blocks: number;
+  sessionsPerBlock: number;
+  callsPerBlock: number;
+  /** Sessions and calls before the first block, not counted (connections, module loading, JIT). */
+  warmup: number;
+}
+
+export interface EmissionFigures {
+  transport: "http" | "stdio";
+  /** Milliseconds, span start → start acknowledged. */
+  start: Summary;
+  /** Milliseconds, span end → end acknowledged. */
+  end: Summary;
+  /** Both kinds of event together. */
+  all: Summary;
+  /** Milliseconds per no-op tool call (request → answer), the platform's floor. */
+  peer: Summary;
+}
+
+export type Target =
+  | { transport: "http"; tracker: TrackerProcess; peer: Client }
+  | { transport: "stdio"; root: string; peer: Client };
+
+/** The shells' environment: where their events go. */
+function deliveryEnv(target: Target): Record<string, string> {
+  if (target.transport === "http") {
+    return { SESSION_BUDDY_URL: target.tracker.url, SESSION_BUDDY_SECRET: target.tracker.secret ?? "" };
+  }
+  const store = join(target.root, "stdio-tracker.db");
+  // The exporter spawns the tracker itself and hands it its environment, secret included.
+  return {
+    SESSION_BUDDY_COMMAND: `${process.execPath} ${CLI_PATH} serve --stdio --store sqlite:${store}`,
+    SESSION_BUDDY_SECRET: randomSecret(),
+  };
+}
+
+async function peerCalls(peer: Client, count: number, into: number[] | undefined): Promise<void> {
+  // The peer gets the same arguments as the tracker, so both move the same bytes.
+  const start = startPayload({ component_name: "bench" });
+  const end = endPayload("sess_peer");
+  for (let i = 0; i < count; i++) {
+    const began = performance.now();
+    await peer.callTool({ name: NOOP_TOOL, arguments: i % 2 === 0 ? start : end });
+    into?.push(performance.now() - began);
+  }
+}
+
+export async function emissionLatency(
+  target: Target,
+  root: string,
+  options: EmissionOptions,
+): Promise<EmissionFigures> {
+  const shells = join(root, `shells-${target.transport}`);
+  mkdirSync(shells, { recursive: true });
+  const fleet = await Fleet.start({ workers: 1, sessionsPerWorker: 0, root: shells, env: deliveryEnv(target) });
+  const peer: number[] = [];
+  try {
+    await fleet.sequence(options.warmup);
+    await peerCalls(target.peer, options.warmup, undefined);
+    for (let block = 0; block < options.blocks; block++) {
+      await fleet.sequence(options.sessionsPerBlock);
+      await peerCalls(target.peer, options.callsPerBlock, peer);
+    }
+    const [report] = await fleet.finish(30_000);
+    const sessions = [...(report?.sessions ?? [])].sort((a, b) => a.spanStart - b.spanStart).slice(options.warmup);
+    const start = sessions.flatMap((s) => (s.startAck !== null ? [s.startAck - s.spanStart] : []));
+    const end = sessions.flatMap((s) => (s.endAck !== null && s.spanEnd !== null ? [s.endAck - s.spanEnd] : []));
+    const expected = options.blocks * options.sessionsPerBlock;
+    if (start.length !== expected || end.length !== expected) {
+      throw new Error(`only ${start.length} starts and ${end.length} ends of ${expected} sessions were acknowledged`);
+    }
+    return {
+      transport: target.transport,
+      start: summarize(start),
+      end: summarize(end),
+      all: summarize([...start, ...end]),
+      peer: summarize(peer),
+    };
+  } finally {
+    fleet.kill();
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Time to first prompt, and the memory of a shell: a `node` REPL spawned in
+ * a real pseudo-terminal, timed from the spawn to its prompt appearing on
+ * the terminal, bare and with each `--import` preload.
+ */
+import { spawnPty } from "../../test/helpers/pty.ts";
+import { childEnv } from "../../test/helpers/tracker.ts";
+import { rssMiB } from "./machine.ts";
+
+/** The REPL's prompt at the start of a line. */
+const PROMPT = /(^|\n)> /;
+
+export const PRELOADS = {
+  bare: [],
+  register: ["--import", "otel-shell-sessions/register"],
+  "auto-instrumentations": ["--import", "@opentelemetry/auto-instrumentations-node/register"],
+} as const satisfies Record<string, readonly string[]>;
+export type Preload = keyof typeof PRELOADS;
+
+/**
+ * The same settings for every variant: the SDK on, no OTLP exporters (so no
+ * variant pays for a collector that is not there), the tracker at `url`.
+ */
+export function shellEnv(url: string, secret: string | undefined, stateDir: string): NodeJS.ProcessEnv {
+  return childEnv({
+    OTEL_TRACES_EXPORTER: "none",
+    OTEL_METRICS_EXPORTER: "none",
+    OTEL_LOGS_EXPORTER: "none",
+    SESSION_BUDDY_URL: url,
+    ...(secret !== undefined ? { SESSION_BUDDY_SECRET: secret } : {}),
+    SHELL_SESSIONS_STATE_DIR: stateDir,
+  });
+}
+
+/** Spawns a REPL with `preload`, waits for its prompt, and kills it. */
+export async function timeToPrompt(preload: Preload, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+  const started = performance.now();
+  const shell = spawnPty([...PRELOADS[preload]], { env, cwd });
+  try {
+    await shell.waitFor(PROMPT, { timeoutMs: 60_000 });
+    return performance.now() - started;
+  } finally {
+    shell.dispose();
+    await shell.exited;
+  }
+}
+
+export interface ShellMemory {
+  /** RSS when the prompt appeared, MiB. */
+  atPrompt: number;
+  /** RSS once `ready()` resolved (for an instrumented shell: its session acknowledged by the tracker), MiB. */
+  settled: number;
+  /** Milliseconds from the prompt to `ready()`. */
+  settleMs: number;
+}
+
+/**
+ * The RSS of a REPL at its prompt and again once `ready` resolves (or, for a
+ * bare shell, after `waitMs`, the time its instrumented twin needed).
+ */
+export async function shellMemory(
+  preload: Preload,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  ready: (() => Promise<void>) | { waitMs: number },
+): Promise<ShellMemory> {
+  const shell = spawnPty([...PRELOADS[preload]], { env, cwd });
+  try {
+    await shell.waitFor(PROMPT, { timeoutMs: 60_000 });
+    const atPrompt = rssMiB(shell.pid);
+    const promptAt = performance.now();
+    if (typeof ready === "function") await ready();
+    else await new Promise((resolve) => setTimeout(resolve, ready.waitMs));
+    return { atPrompt, settled: rssMiB(shell.pid), settleMs: performance.now() - promptAt };
+  } finally {
+    shell.dispose();
+    await shell.exited;
+  }
+}

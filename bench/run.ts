@@ -1,0 +1,520 @@
+/**
+ * `npm run bench`: where otel-shell-sessions stands, measured beside its
+ * peers in one run on this machine, and reported as ratios.
+ *
+ * - time to first prompt: bare `node` REPL, `--import otel-shell-sessions/register`,
+ *   `--import @opentelemetry/auto-instrumentations-node/register`, with the
+ *   tracker up, down, and (ours) answering only after 5 s;
+ * - emission latency (span start/end → tracker acknowledgement) over HTTP and
+ *   stdio, beside a no-op MCP tool on the same SDK and transport;
+ * - tracker ingest with 1, 8 and 32 concurrent clients, beside the no-op
+ *   tool's calls per second and a raw `node:sqlite` insert loop of the same rows;
+ * - memory: a bare REPL beside an instrumented one; the tracker with 1,000
+ *   active sessions.
+ *
+ * Variants are interleaved (ABCABC…) so that whatever else the machine does
+ * falls on all of them alike. Nothing here asserts a timing: the figures are
+ * printed as a table and written to bench/results.json. BENCH_QUICK=1 runs
+ * every figure with small counts (a smoke test of the harness).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { openStore } from "../src/store/index.ts";
+import { startPayload, tokenFor } from "../test/helpers/mcp-client.ts";
+import { startTracker, type TrackerProcess } from "../test/helpers/tracker.ts";
+import { reservePort } from "../test/stress/support/scenarios.ts";
+import {
+  formatNumber,
+  formatRatio,
+  median,
+  ratio,
+  round,
+  type Summary,
+  summarize,
+} from "../test/stress/support/stats.ts";
+import { startDelayProxy } from "./lib/delay-proxy.ts";
+import { type EmissionFigures, emissionLatency } from "./lib/emission.ts";
+import { peerSteps, rawInserts, sustainedRate, trackerSteps } from "./lib/ingest.ts";
+import { describeMachine, rssMiB } from "./lib/machine.ts";
+import { httpClient, noopStdioClient, startNoopHttp } from "./lib/peer.ts";
+import { type Preload, shellEnv, shellMemory, timeToPrompt } from "./lib/ttfp.ts";
+
+const REPO = fileURLToPath(new URL("..", import.meta.url));
+const RESULTS = fileURLToPath(new URL("./results.json", import.meta.url));
+const QUICK = process.env.BENCH_QUICK === "1";
+
+const SIZES = QUICK
+  ? {
+      promptRounds: 2,
+      memoryRounds: 1,
+      blocks: 2,
+      sessionsPerBlock: 10,
+      callsPerBlock: 20,
+      warmup: 5,
+      ingestRounds: 1,
+      rawRounds: 1,
+      windowMs: 1_000,
+      rawSessions: 500,
+      activeSessions: 100,
+    }
+  : {
+      promptRounds: 20,
+      memoryRounds: 5,
+      blocks: 5,
+      sessionsPerBlock: 60,
+      callsPerBlock: 200,
+      warmup: 20,
+      ingestRounds: 9,
+      rawRounds: 3,
+      windowMs: 1_000,
+      rawSessions: 5_000,
+      activeSessions: 1_000,
+    };
+const CONCURRENCY = [1, 8, 32] as const;
+const SLOW_TRACKER_DELAY_MS = 5_000;
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+function figures(s: Summary) {
+  return { n: s.n, p50: round(s.p50), p99: round(s.p99), min: round(s.min), max: round(s.max) };
+}
+
+/** Polls until `done()` holds; throws after `timeoutMs`. */
+async function until(done: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// ---- time to first prompt ----
+
+interface PromptVariant {
+  name: string;
+  preload: Preload;
+  tracker: "up" | "down" | "slow";
+}
+
+const PROMPT_VARIANTS: PromptVariant[] = [
+  { name: "bare, tracker up", preload: "bare", tracker: "up" },
+  { name: "register, tracker up", preload: "register", tracker: "up" },
+  { name: "auto-instrumentations, tracker up", preload: "auto-instrumentations", tracker: "up" },
+  { name: "bare, tracker down", preload: "bare", tracker: "down" },
+  { name: "register, tracker down", preload: "register", tracker: "down" },
+  { name: "auto-instrumentations, tracker down", preload: "auto-instrumentations", tracker: "down" },
+  { name: "register, tracker answering after 5 s", preload: "register", tracker: "slow" },
+];
+
+async function promptFigures(env: Record<PromptVariant["tracker"], NodeJS.ProcessEnv>) {
+  const samples = new Map<string, number[]>(PROMPT_VARIANTS.map((v) => [v.name, []]));
+  for (let round = 0; round < SIZES.promptRounds; round++) {
+    for (const variant of PROMPT_VARIANTS) {
+      samples.get(variant.name)?.push(await timeToPrompt(variant.preload, env[variant.tracker], REPO));
+    }
+    log(`time to first prompt: round ${round + 1} of ${SIZES.promptRounds}`);
+  }
+  const summary = (name: string) => summarize(samples.get(name) ?? []);
+  const p50 = (name: string) => summary(name).p50;
+  return {
+    rounds: SIZES.promptRounds,
+    unit: "ms",
+    variants: Object.fromEntries(PROMPT_VARIANTS.map((v) => [v.name, figures(summary(v.name))])),
+    ratiosOfMedians: {
+      "register / bare, tracker up": round(ratio(p50("register, tracker up"), p50("bare, tracker up")) ?? Number.NaN),
+      "register / bare, tracker down": round(
+        ratio(p50("register, tracker down"), p50("bare, tracker down")) ?? Number.NaN,
+      ),
+      "register answering after 5 s / bare": round(
+        ratio(p50("register, tracker answering after 5 s"), p50("bare, tracker up")) ?? Number.NaN,
+      ),
+      "auto-instrumentations / bare, tracker up": round(
+        ratio(p50("auto-instrumentations, tracker up"), p50("bare, tracker up")) ?? Number.NaN,
+      ),
+      "auto-instrumentations / bare, tracker down": round(
+        ratio(p50("auto-instrumentations, tracker down"), p50("bare, tracker down")) ?? Number.NaN,
+      ),
+      "register / auto-instrumentations, tracker up": round(
+        ratio(p50("register, tracker up"), p50("auto-instrumentations, tracker up")) ?? Number.NaN,
+      ),
+    },
+  };
+}
+
+// ---- memory of a shell ----
+
+async function shellMemoryFigures(tracker: TrackerProcess, env: NodeJS.ProcessEnv) {
+  const store = await openStore(tracker.store);
+  const bare: { atPrompt: number; settled: number }[] = [];
+  const instrumented: { atPrompt: number; settled: number }[] = [];
+  try {
+    for (let round = 0; round < SIZES.memoryRounds; round++) {
+      const before = await store.countEvents();
+      // Settled for an instrumented shell: its session is in the tracker, so the SDK and exporter are loaded and have worked.
+      const ours = await shellMemory("register", env, REPO, () =>
+        until(
+          async () => (await store.countEvents()) > before,
+          30_000,
+          "the shell's session start reaching the tracker",
+        ),
+      );
+      instrumented.push(ours);
+      bare.push(await shellMemory("bare", env, REPO, { waitMs: ours.settleMs }));
+    }
+  } finally {
+    await store.close();
+  }
+  const side = (rows: { atPrompt: number; settled: number }[]) => ({
+    atPromptMiB: round(median(rows.map((r) => r.atPrompt)), 1),
+    settledMiB: round(median(rows.map((r) => r.settled)), 1),
+  });
+  const b = side(bare);
+  const i = side(instrumented);
+  return {
+    rounds: SIZES.memoryRounds,
+    bareRepl: b,
+    instrumentedRepl: i,
+    ratioSettled: round(ratio(i.settledMiB ?? Number.NaN, b.settledMiB ?? Number.NaN) ?? Number.NaN),
+    ratioAtPrompt: round(ratio(i.atPromptMiB ?? Number.NaN, b.atPromptMiB ?? Number.NaN) ?? Number.NaN),
+  };
+}
+
+// ---- emission latency ----
+
+function emissionJson(f: EmissionFigures) {
+  return {
+    unit: "ms",
+    start: figures(f.start),
+    end: figures(f.end),
+    all: figures(f.all),
+    noopPeer: figures(f.peer),
+    ratioP50: round(ratio(f.all.p50, f.peer.p50) ?? Number.NaN),
+    ratioP99: round(ratio(f.all.p99, f.peer.p99) ?? Number.NaN),
+  };
+}
+
+// ---- ingest ----
+
+async function ingestFigures(root: string) {
+  const tracker = await startTracker({ lease: 3600 });
+  const peer = await startNoopHttp();
+  const max = Math.max(...CONCURRENCY);
+  const token = await tokenFor(tracker.secret as string, "bench");
+  const ours: Client[] = [];
+  const theirs: Client[] = [];
+  try {
+    for (let i = 0; i < max; i++) {
+      ours.push(await httpClient(tracker.url, token));
+      theirs.push(await httpClient(peer.url));
+    }
+    const samples = new Map<string, number[]>();
+    const add = (key: string, value: number) => samples.set(key, [...(samples.get(key) ?? []), value]);
+    for (let round = 0; round < SIZES.ingestRounds; round++) {
+      for (const n of CONCURRENCY) {
+        const o = await sustainedRate(ours.slice(0, n), trackerSteps(), SIZES.windowMs, 300);
+        const p = await sustainedRate(theirs.slice(0, n), peerSteps(), SIZES.windowMs, 300);
+        add(`ours/${n}`, o);
+        add(`peer/${n}`, p);
+        // Each round's own ratio: load from elsewhere drifts between rounds, far less within one.
+        add(`ratio/${n}`, ratio(o, p) ?? Number.NaN);
+        log(`ingest: round ${round + 1}, ${n} clients`);
+      }
+    }
+    const raw = {
+      autocommit: [] as number[],
+      transaction: [] as number[],
+      rowsAutocommit: [] as number[],
+      rowsTransaction: [] as number[],
+    };
+    for (let round = 0; round < SIZES.rawRounds; round++) {
+      const a = await rawInserts(root, SIZES.rawSessions, "autocommit");
+      const t = await rawInserts(root, SIZES.rawSessions, "transaction");
+      raw.autocommit.push(a.eventsPerSecond);
+      raw.rowsAutocommit.push(a.rowsPerSecond);
+      raw.transaction.push(t.eventsPerSecond);
+      raw.rowsTransaction.push(t.rowsPerSecond);
+    }
+    const rawAuto = median(raw.autocommit);
+    const rawTxn = median(raw.transaction);
+    const byClients = Object.fromEntries(
+      CONCURRENCY.map((n) => {
+        const o = median(samples.get(`ours/${n}`) ?? []);
+        const p = median(samples.get(`peer/${n}`) ?? []);
+        return [
+          String(n),
+          {
+            trackerEventsPerSecond: round(o, 0),
+            noopCallsPerSecond: round(p, 0),
+            ratioToNoop: round(median(samples.get(`ratio/${n}`) ?? [])),
+            ratioToRawAutocommit: round(ratio(o, rawAuto) ?? Number.NaN),
+            ratioToRawTransaction: round(ratio(o, rawTxn) ?? Number.NaN),
+            samples: {
+              tracker: (samples.get(`ours/${n}`) ?? []).map((v) => round(v, 0)),
+              noop: (samples.get(`peer/${n}`) ?? []).map((v) => round(v, 0)),
+            },
+          },
+        ];
+      }),
+    );
+    return {
+      rounds: SIZES.ingestRounds,
+      windowSeconds: SIZES.windowMs / 1000,
+      clients: byClients,
+      rawSqlite: {
+        rounds: SIZES.rawRounds,
+        sessionsPerLoop: SIZES.rawSessions,
+        rowsPerSession: 3,
+        autocommit: { eventsPerSecond: round(rawAuto, 0), rowsPerSecond: round(median(raw.rowsAutocommit), 0) },
+        oneTransaction: { eventsPerSecond: round(rawTxn, 0), rowsPerSecond: round(median(raw.rowsTransaction), 0) },
+      },
+    };
+  } finally {
+    await Promise.allSettled([...ours, ...theirs].map((c) => c.close()));
+    await peer.stop();
+    await tracker.stop();
+  }
+}
+
+// ---- tracker memory ----
+
+async function trackerMemoryFigures() {
+  const tracker = await startTracker({ lease: 3600 });
+  const token = await tokenFor(tracker.secret as string, "bench");
+  const clients: Client[] = [];
+  try {
+    for (let i = 0; i < 8; i++) clients.push(await httpClient(tracker.url, token));
+    await clients[0]?.callTool({ name: "health_check", arguments: {} });
+    const idle = rssMiB(tracker.pid);
+    let next = 0;
+    await Promise.all(
+      clients.map(async (client) => {
+        while (next < SIZES.activeSessions) {
+          next++;
+          await client.callTool({ name: "track_session_start", arguments: startPayload({ component_name: "bench" }) });
+        }
+      }),
+    );
+    const store = await openStore(tracker.store);
+    const active = await store.countActive();
+    await store.close();
+    return { activeSessions: active, idleMiB: round(idle, 1), withActiveSessionsMiB: round(rssMiB(tracker.pid), 1) };
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await tracker.stop();
+  }
+}
+
+// ---- the table ----
+
+function ms(s: { p50: number | null; p99: number | null }): string {
+  return `${formatNumber(s.p50)} / ${formatNumber(s.p99)} ms`;
+}
+
+type Results = Awaited<ReturnType<typeof main>>;
+
+function table(r: Results): string {
+  const prompt = r.timeToFirstPrompt.variants as Record<string, { p50: number | null; p99: number | null }>;
+  const pr = r.timeToFirstPrompt.ratiosOfMedians;
+  const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  const lines = [row(["Figure", "Measured", "Compared with", "Ratio"]), row(["---", "---", "---", "---"])];
+  const p = (name: string) => ms(prompt[name] ?? { p50: null, p99: null });
+  const bareUp = `bare node ${p("bare, tracker up")}`;
+  const bareDown = `bare node ${p("bare, tracker down")}`;
+  lines.push(
+    row([
+      "Time to first prompt (p50 / p99), register, tracker up",
+      p("register, tracker up"),
+      bareUp,
+      formatRatio(pr["register / bare, tracker up"]),
+    ]),
+  );
+  lines.push(
+    row([
+      "… register, tracker down",
+      p("register, tracker down"),
+      bareDown,
+      formatRatio(pr["register / bare, tracker down"]),
+    ]),
+  );
+  lines.push(
+    row([
+      "… register, tracker answering after 5 s",
+      p("register, tracker answering after 5 s"),
+      bareUp,
+      formatRatio(pr["register answering after 5 s / bare"]),
+    ]),
+  );
+  lines.push(
+    row([
+      "… auto-instrumentations-node/register, tracker up",
+      p("auto-instrumentations, tracker up"),
+      bareUp,
+      formatRatio(pr["auto-instrumentations / bare, tracker up"]),
+    ]),
+  );
+  lines.push(
+    row([
+      "… auto-instrumentations-node/register, tracker down",
+      p("auto-instrumentations, tracker down"),
+      bareDown,
+      formatRatio(pr["auto-instrumentations / bare, tracker down"]),
+    ]),
+  );
+  lines.push(
+    row([
+      "… register vs auto-instrumentations-node/register, tracker up",
+      p("register, tracker up"),
+      p("auto-instrumentations, tracker up"),
+      formatRatio(pr["register / auto-instrumentations, tracker up"]),
+    ]),
+  );
+  for (const [transport, f] of Object.entries(r.emissionLatency)) {
+    lines.push(
+      row([
+        `Emission latency over ${transport === "http" ? "Streamable HTTP" : "stdio"} (p50 / p99)`,
+        `${ms(f.all)} (start ${ms(f.start)})`,
+        `no-op tool ${ms(f.noopPeer)}`,
+        `${formatRatio(f.ratioP50)} / ${formatRatio(f.ratioP99)}`,
+      ]),
+    );
+  }
+  for (const [n, f] of Object.entries(r.ingest.clients)) {
+    lines.push(
+      row([
+        `Tracker ingest over HTTP, ${n} client${n === "1" ? "" : "s"}`,
+        formatNumber(f.trackerEventsPerSecond, "events/s"),
+        `no-op tool ${formatNumber(f.noopCallsPerSecond, "calls/s")}`,
+        formatRatio(f.ratioToNoop),
+      ]),
+    );
+  }
+  const top = r.ingest.clients[String(Math.max(...CONCURRENCY))];
+  const raw = r.ingest.rawSqlite;
+  lines.push(
+    row([
+      `Tracker ingest (${Math.max(...CONCURRENCY)} clients) vs raw node:sqlite inserts, autocommit`,
+      formatNumber(top?.trackerEventsPerSecond, "events/s"),
+      `${formatNumber(raw.autocommit.eventsPerSecond, "events/s")} (${formatNumber(raw.autocommit.rowsPerSecond, "rows/s")})`,
+      formatRatio(top?.ratioToRawAutocommit),
+    ]),
+  );
+  lines.push(
+    row([
+      "… vs raw node:sqlite inserts, one transaction",
+      formatNumber(top?.trackerEventsPerSecond, "events/s"),
+      `${formatNumber(raw.oneTransaction.eventsPerSecond, "events/s")} (${formatNumber(raw.oneTransaction.rowsPerSecond, "rows/s")})`,
+      formatRatio(top?.ratioToRawTransaction),
+    ]),
+  );
+  const m = r.memory;
+  lines.push(
+    row([
+      "RSS of a REPL at its first prompt",
+      formatNumber(m.shells.instrumentedRepl.atPromptMiB, "MiB"),
+      `bare node ${formatNumber(m.shells.bareRepl.atPromptMiB, "MiB")}`,
+      formatRatio(m.shells.ratioAtPrompt),
+    ]),
+  );
+  lines.push(
+    row([
+      "RSS of a REPL, session delivered",
+      formatNumber(m.shells.instrumentedRepl.settledMiB, "MiB"),
+      `bare node ${formatNumber(m.shells.bareRepl.settledMiB, "MiB")}`,
+      formatRatio(m.shells.ratioSettled),
+    ]),
+  );
+  lines.push(
+    row([
+      `Tracker RSS, ${m.tracker.activeSessions} active sessions`,
+      formatNumber(m.tracker.withActiveSessionsMiB, "MiB"),
+      `idle ${formatNumber(m.tracker.idleMiB, "MiB")}`,
+      formatRatio(ratio(m.tracker.withActiveSessionsMiB ?? Number.NaN, m.tracker.idleMiB ?? Number.NaN)),
+    ]),
+  );
+  return lines.join("\n");
+}
+
+// ---- the run ----
+
+async function main() {
+  const began = performance.now();
+  const machine = describeMachine();
+  log(
+    `on ${machine.nproc} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, load ${machine.loadAverageAtStart}`,
+  );
+  const root = mkdtempSync(join(tmpdir(), "otel-shell-sessions-bench-"));
+  const tracker = await startTracker({ lease: 3600 });
+  const slow = await startDelayProxy(tracker.url, SLOW_TRACKER_DELAY_MS);
+  const downPort = await reservePort();
+  const httpPeer = await startNoopHttp();
+  try {
+    const env = {
+      up: shellEnv(tracker.url, tracker.secret, join(root, "state-up")),
+      down: shellEnv(`http://127.0.0.1:${downPort}/mcp`, tracker.secret, join(root, "state-down")),
+      slow: shellEnv(slow.url, tracker.secret, join(root, "state-slow")),
+    };
+    const timeToFirstPrompt = await promptFigures(env);
+    const shells = await shellMemoryFigures(tracker, env.up);
+    log("memory of shells measured");
+
+    const peerClient = await httpClient(httpPeer.url);
+    const http = await emissionLatency({ transport: "http", tracker, peer: peerClient }, root, SIZES).finally(() =>
+      peerClient.close(),
+    );
+    log("emission latency over HTTP measured");
+    const stdioPeer = await noopStdioClient();
+    const stdio = await emissionLatency({ transport: "stdio", root, peer: stdioPeer }, root, SIZES).finally(() =>
+      stdioPeer.close(),
+    );
+    log("emission latency over stdio measured");
+
+    const ingest = await ingestFigures(root);
+    const trackerMemory = await trackerMemoryFigures();
+    log("tracker ingest and memory measured");
+
+    return {
+      date: new Date().toISOString(),
+      machine,
+      durationSeconds: round((performance.now() - began) / 1000, 1),
+      quick: QUICK,
+      notes: [
+        "Every variant runs with OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER set to none: no variant pays for a collector that is not there.",
+        "Time to first prompt: from spawning node in a pseudo-terminal to its prompt appearing there; the shell is killed right after.",
+        "Emission latency: a shell opened and closed one at a time in a worker process; start = span start to the tracker's answer to track_session_start, end = span end to its answer to track_session_end. The peer is one no-op tool call with the same arguments.",
+        "The exporter closes its connection whenever no session is open and nothing is queued (over stdio this ends the tracker process it spawned); the benchmark alternates blocks of sessions with blocks of peer calls, so the first start of each block pays a reconnect (over stdio a tracker spawn), which shows in the start p99.",
+        "Ingest: concurrent MCP clients each alternating a session start and its end against a real tracker (SQLite store); the peer gets the same calls on a no-op tool. Raw SQLite inserts the same rows (a session row, its start and its end) with the store's own SQL and schema.",
+        `Tracker 'answering after 5 s': an HTTP proxy in front of the real tracker holding every answer back ${SLOW_TRACKER_DELAY_MS} ms.`,
+      ],
+      sizes: SIZES,
+      timeToFirstPrompt,
+      emissionLatency: { http: emissionJson(http), stdio: emissionJson(stdio) },
+      ingest,
+      memory: { shells, tracker: trackerMemory },
+    };
+  } finally {
+    await httpPeer.stop();
+    await slow.close();
+    await tracker.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Writes the figures in the project's own format, so that `npm run lint` (Biome checks bench/) stays clean. */
+function writeResults(results: unknown): void {
+  writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+  try {
+    execFileSync(join(REPO, "node_modules", ".bin", "biome"), ["format", "--write", RESULTS], { stdio: "ignore" });
+  } catch {
+    log("could not run Biome on the results; `npm run format` will tidy them");
+  }
+}
+
+const results = await main();
+writeResults(results);
+process.stdout.write(
+  `\n${table(results)}\n\nMeasured on ${results.machine.nproc} × ${results.machine.cpuModel}, ${results.machine.memoryGiB} GiB, Node ${results.machine.node}, in ${results.durationSeconds} s. Figures: ${RESULTS}\n`,
+);
