@@ -49,6 +49,24 @@ export async function flushTelemetry(timeoutMs: number): Promise<void> {
   }
 }
 
+/**
+ * A process that dies (`process.exit()`, a fatal error) in the moment between
+ * its first prompt and the SDK finishing loading leaves sessions that never
+ * became spans, so nothing can export or deliver them. They are not lost
+ * silently: stderr says how many.
+ */
+function reportUnrecorded(): void {
+  const reg = registry();
+  if (reg.telemetry === undefined || reg.telemetrySettled) return;
+  if (/^\s*true\s*$/i.test(process.env.OTEL_SDK_DISABLED ?? "")) return;
+  const unrecorded = [...reg.live].filter((session) => session.observer === undefined).length;
+  if (unrecorded === 0) return;
+  process.stderr.write(
+    `otel-shell-sessions: ${unrecorded} shell session${unrecorded === 1 ? "" : "s"} ended before telemetry ` +
+      "had finished loading (the process exited within about a second of its first prompt); not recorded\n",
+  );
+}
+
 /** Installs the process-level handlers once per process. */
 export function installExitPaths(): void {
   const reg = registry();
@@ -67,6 +85,7 @@ export function installExitPaths(): void {
   process.on("exit", () => {
     if (fatal !== undefined) endOpenSessions("uncaught_error", fatal.error);
     else endOpenSessions("process_exit");
+    reportUnrecorded();
   });
 
   for (const signal of Object.keys(SIGNAL_REASONS) as HandledSignal[]) {

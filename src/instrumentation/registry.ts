@@ -29,6 +29,8 @@ export interface Registry {
   binder: SessionBinder | undefined;
   /** The telemetry start-up in progress or done, if any (awaited before flushing). */
   telemetry: Promise<unknown> | undefined;
+  /** True once that start-up has settled, either way. */
+  telemetrySettled: boolean;
   /** Options of a telemetry start-up that has not begun loading yet; later callers may add to them. */
   pendingOptions: Record<string, unknown> | undefined;
   /** True once the process-level exit handlers are in place. */
@@ -52,6 +54,7 @@ export function registry(): Registry {
       flushers: new Set(),
       binder: undefined,
       telemetry: undefined,
+      telemetrySettled: false,
       pendingOptions: undefined,
       exitPathsInstalled: false,
       earlyCapture: undefined,

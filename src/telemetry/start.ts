@@ -26,6 +26,9 @@ export function beginTelemetry(options: ShellTelemetryOptions = {}, gate?: Promi
         const merged = (reg.pendingOptions ?? {}) as ShellTelemetryOptions;
         reg.pendingOptions = undefined;
         return startSdk(merged);
+      })
+      .finally(() => {
+        reg.telemetrySettled = true;
       });
   } else if (reg.pendingOptions !== undefined) {
     const pending = reg.pendingOptions as ShellTelemetryOptions;
