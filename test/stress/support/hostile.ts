@@ -11,7 +11,7 @@
  * fields, so a test can check that the answer names one of them.
  */
 import fc from "fast-check";
-import { TOOL_NAMES } from "../../../src/contract/tools.ts";
+import { TOOL_NAMES, TOOLS } from "../../../src/contract/tools.ts";
 import { endPayload, startPayload } from "../../helpers/mcp-client.ts";
 
 export type Args = Record<string, unknown>;
@@ -399,35 +399,13 @@ function validArgs(tool: string, component: string, sessionIds: string[]): Args 
   }
 }
 
-const KNOWN_FIELDS: Record<string, string[]> = {
-  [TOOL_NAMES.start]: [
-    "event_version",
-    "event_id",
-    "event_type",
-    "component_name",
-    "shell_type",
-    "timestamp",
-    "pid",
-    "user",
-    "hostname",
-    "environment",
-    "metadata",
-    "token",
-  ],
-  [TOOL_NAMES.end]: ["session_id", "timestamp", "event_type", "metadata", "token"],
-  [TOOL_NAMES.heartbeat]: ["session_id", "timestamp", "event_type", "metadata", "token"],
-  [TOOL_NAMES.list]: [
-    "component_name",
-    "status",
-    "hostname",
-    "started_after",
-    "started_before",
-    "limit",
-    "cursor",
-    "token",
-  ],
-  [TOOL_NAMES.get]: ["session_id", "token"],
-};
+/** The top-level fields each tool's contract schema defines. */
+function knownFields(tool: string): string[] | undefined {
+  const input = (TOOLS as Record<string, { input: unknown }>)[tool]?.input as
+    | { shape?: Record<string, unknown> }
+    | undefined;
+  return input?.shape === undefined ? undefined : Object.keys(input.shape);
+}
 
 export const FUZZED_TOOLS = Object.keys(breakersByTool);
 
@@ -440,7 +418,7 @@ const MAX_ARGS_BYTES = 900_000;
  */
 export function hostileArgs(tool: string, component: string, sessionIds: string[] = []): fc.Arbitrary<HostileCase> {
   const breakers = breakersByTool[tool];
-  const known = KNOWN_FIELDS[tool];
+  const known = knownFields(tool);
   if (!breakers || !known) throw new Error(`no hostile cases for ${tool}`);
   const fields = Object.keys(breakers);
   const breaks = fc
