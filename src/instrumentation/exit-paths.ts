@@ -38,15 +38,10 @@ export async function flushTelemetry(timeoutMs: number): Promise<void> {
     reg.unflushed = false;
     await Promise.allSettled([...reg.flushers].map((flush) => flush()));
   })();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, timeoutMs);
-  });
-  try {
-    await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+  // Loaded on first use: this module is on `register`'s way to the first prompt. The timer stays
+  // referenced: when this is a signal's flush, the signal is raised again after it.
+  const { settledWithin } = await import("../deadline.ts");
+  await settledWithin(work, timeoutMs);
 }
 
 /**

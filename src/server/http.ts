@@ -20,6 +20,7 @@ import type { AddressInfo } from "node:net";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { AuthError, verifyToken } from "../auth/jwt.ts";
+import { settledWithin } from "../deadline.ts";
 import type { Logger } from "./log.ts";
 import { AUTH_INFO_TOKEN_KEY, createMcpServer, type McpServerContext } from "./mcp.ts";
 import { type AuthMode, type HttpOptions, isLoopbackHost } from "./options.ts";
@@ -327,13 +328,7 @@ export async function listenHttp(deps: HttpServerDeps, options: HttpOptions): Pr
       closing = true;
       const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
       httpServer.closeIdleConnections();
-      let timer: NodeJS.Timeout | undefined;
-      const grace = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, options.shutdownGraceMs);
-        timer.unref();
-      });
-      await Promise.race([Promise.allSettled([...inflight]), grace]);
-      clearTimeout(timer);
+      await settledWithin(Promise.allSettled([...inflight]), options.shutdownGraceMs, { unref: true });
       httpServer.closeAllConnections();
       await stopped;
     },

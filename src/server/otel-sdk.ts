@@ -6,6 +6,7 @@
  * server makes its own spans and metrics.
  */
 import { NodeSDK } from "@opentelemetry/sdk-node";
+import { settledWithin } from "../deadline.ts";
 import { DEFAULT_SERVICE_NAME } from "./options.ts";
 
 export interface ServerSdk {
@@ -34,13 +35,7 @@ export function startServerSdk(env: NodeJS.ProcessEnv = process.env): ServerSdk 
     enabled,
     serviceName,
     async shutdown(timeoutMs = 5000) {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-        timer.unref();
-      });
-      await Promise.race([sdk.shutdown().catch(() => {}), timeout]);
-      clearTimeout(timer);
+      await settledWithin(sdk.shutdown(), timeoutMs, { unref: true });
     },
   };
 }

@@ -177,14 +177,12 @@ export async function run(args: string[]): Promise<number> {
 
   await new Promise<void>((resolve) => server.once("exit", () => resolve()));
   if (telemetry !== undefined) {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      telemetry.then((t) => t.shutdown()).catch(() => undefined),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, SHUTDOWN_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    // Loaded here, not at the top: nothing on the way to the prompt needs it.
+    const { settledWithin } = await import("../../deadline.ts");
+    await settledWithin(
+      telemetry.then((t) => t.shutdown()),
+      SHUTDOWN_TIMEOUT_MS,
+    );
   }
   return 0;
 }
