@@ -53,13 +53,18 @@ export async function flushTelemetry(timeoutMs: number): Promise<void> {
 function reportUnrecorded(): void {
   const reg = registry();
   if (reg.telemetry === undefined || reg.telemetrySettled) return;
-  if (/^\s*true\s*$/i.test(process.env.OTEL_SDK_DISABLED ?? "")) return;
+  if (sdkDisabled()) return;
   const unrecorded = [...reg.live].filter((session) => session.observer === undefined).length;
   if (unrecorded === 0) return;
   process.stderr.write(
     `otel-shell-sessions: ${unrecorded} shell session${unrecorded === 1 ? "" : "s"} ended before telemetry ` +
       "had finished loading (the process exited within about a second of its first prompt); not recorded\n",
   );
+}
+
+/** `OTEL_SDK_DISABLED=true`, as the OpenTelemetry spec reads it. */
+export function sdkDisabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^\s*true\s*$/i.test(env.OTEL_SDK_DISABLED ?? "");
 }
 
 /** Installs the process-level handlers once per process. */

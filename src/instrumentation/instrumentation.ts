@@ -23,7 +23,7 @@ import { registry, type SessionBinder } from "./registry.ts";
 import { SCOPE_NAME } from "./semconv.ts";
 import type { ShellSession } from "./session.ts";
 import { SessionSpan } from "./session-span.ts";
-import type { ShellOptions, ShellSessionHandle, ShellSessionInstrumentationConfig } from "./types.ts";
+import type { ShellSessionInstrumentationConfig } from "./types.ts";
 
 const { version: PACKAGE_VERSION } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -92,18 +92,6 @@ export class ShellSessionInstrumentation
    */
   setSessionSpanProcessors(processors: readonly SpanProcessor[]): void {
     this._forward = [...processors];
-  }
-
-  getSessionSpanProcessors(): readonly SpanProcessor[] {
-    return this._forward;
-  }
-
-  /** Tracks `server` now, described by `options`; see `trackShell`. */
-  track(server: REPLServer, options: ShellOptions = {}): ShellSessionHandle {
-    const session = captureServer(server);
-    session.configure(options);
-    if (session.observer === undefined) this.bind(session);
-    return session.handle();
   }
 
   /** Starts the span of a recorded session (with its recorded start time). */

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { ContractError, kindOf } from "../contract/errors.ts";
 import { ComponentName, ExitReason } from "../contract/schemas.ts";
+import { validate } from "../contract/tools.ts";
 import type { ShellOptions } from "../instrumentation/types.ts";
 import type { ShellTelemetryOptions } from "./types.ts";
 
@@ -53,9 +54,9 @@ export const ShellTelemetryOptionsSchema = z.strictObject({
     .optional(),
 });
 
+/** Checks `input` with the contract's `validate`, then returns the caller's own object, functions and all. */
 function parse<T>(schema: z.ZodType, what: string, input: unknown): T {
-  const result = schema.safeParse(input ?? {});
-  if (!result.success) throw ContractError.fromZod(what, result.error, input ?? {});
+  validate(schema, input ?? {}, what);
   return input as T;
 }
 

@@ -10,7 +10,7 @@
 import { diag, metrics, ProxyTracerProvider, trace } from "@opentelemetry/api";
 import { registerInstrumentations } from "@opentelemetry/instrumentation";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace";
-import { flushTelemetry } from "../instrumentation/exit-paths.ts";
+import { flushTelemetry, sdkDisabled } from "../instrumentation/exit-paths.ts";
 import { ShellSessionInstrumentation } from "../instrumentation/instrumentation.ts";
 import { registry } from "../instrumentation/registry.ts";
 import { deliverySpanProcessors } from "./delivery.ts";
@@ -93,7 +93,7 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
   const { serviceName, spanProcessors: extra = [], metricReaders, ...config } = options;
   const reg = registry();
   const instrumentation = new ShellSessionInstrumentation({ ...config, enabled: false });
-  if (/^\s*true\s*$/i.test(process.env.OTEL_SDK_DISABLED ?? "")) {
+  if (sdkDisabled()) {
     return { mode: "disabled", instrumentation, forceFlush: async () => {}, shutdown: async () => {} };
   }
   const sessionProcessors = [...(await delivery()), ...extra];

@@ -147,7 +147,6 @@ export async function run(args: string[]): Promise<number> {
       shellType: SHELL_TYPE,
       version,
       adapters: ADAPTERS,
-      serviceName: process.env.OTEL_SERVICE_NAME || component,
       evalSpans: values["eval-spans"] === true || captureInput,
       captureInput,
     });
