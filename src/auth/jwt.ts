@@ -159,6 +159,6 @@ export async function verifyToken(token: string, secret: string, options: Verify
 }
 
 /** Tokens without `scopes` may do anything to their own component's sessions. */
-export function hasScope(token: VerifiedToken, scope: string): boolean {
+export function hasScope(token: Pick<VerifiedToken, "scopes">, scope: string): boolean {
   return token.scopes === undefined || token.scopes.includes(scope) || token.scopes.includes("*");
 }

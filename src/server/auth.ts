@@ -17,7 +17,8 @@ import type { AuthMode } from "./options.ts";
 
 export interface Identity {
   component: string;
-  scopes: string[] | undefined;
+  /** Every token the call carried; each must allow what the call does. */
+  tokens: Pick<VerifiedToken, "scopes">[];
 }
 
 export interface CallCredentials {
@@ -88,20 +89,13 @@ export async function authenticate(mode: AuthMode, credentials: CallCredentials)
     );
   }
   // A scoped header must allow the call too, not only the argument that wins.
-  const scopesOfHeader = header && fromArgument ? header.scopes : undefined;
-  const scopes =
-    scopesOfHeader === undefined
-      ? chosen.scopes
-      : chosen.scopes === undefined
-        ? scopesOfHeader
-        : chosen.scopes.filter((s) => scopesOfHeader.includes(s) || scopesOfHeader.includes("*"));
-  return { component: chosen.component, scopes };
+  const tokens = header && fromArgument ? [fromArgument, header] : [chosen];
+  return { component: chosen.component, tokens };
 }
 
 export function requireScope(identity: Identity | null, scope: string, tool: string): void {
   if (identity === null) return;
-  const asToken: VerifiedToken = { component: identity.component, scopes: identity.scopes, issuedAt: 0, expiresAt: 0 };
-  if (!hasScope(asToken, scope)) {
+  if (!identity.tokens.every((token) => hasScope(token, scope))) {
     throw new ContractError(
       "permission_denied",
       `permission_denied: token: ${tool} needs the scope "${scope}", which this token does not have; mint one with --scopes ${scope}`,
