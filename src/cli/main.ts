@@ -27,7 +27,7 @@ async function main(argv: string[]): Promise<number> {
     return first === undefined ? 2 : 0;
   }
   if (first === "--version" || first === "-V") {
-    const { version } = await import("./package-info.ts");
+    const { version } = await import("../package-info.ts");
     process.stdout.write(`${version}\n`);
     return 0;
   }

@@ -21,7 +21,6 @@ import {
 
 /** C0 and C1 controls, DEL, line/paragraph separators, and bidi overrides/isolates. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 export const HOSTNAME_MAX = 255;
 export const SHELL_TYPE_MAX = 200;
@@ -57,7 +56,7 @@ export function truncateCodePoints(value: string, max: number): string {
 
 /** Printable text of at most `max` code points; control characters become spaces, then runs collapse. */
 export function sanitizeText(value: unknown, max: number = TEXT_FIELD_MAX): string {
-  const text = toText(value).replace(LONE_SURROGATE, "\ufffd").replace(CONTROL, " ").replace(/ {2,}/g, " ").trim();
+  const text = toText(value).toWellFormed().replace(CONTROL, " ").replace(/ {2,}/g, " ").trim();
   return truncateCodePoints(text, max);
 }
 

@@ -1,25 +1,11 @@
-/**
- * One MCP client connection to the tracker, with the official SDK: Streamable
- * HTTP or stdio (spawning the server), connected lazily, `tools/list` once per
- * connection to learn which optional tools exist.
- *
- * Every call has a timeout that really aborts it: the SDK's own request
- * timeout only stops waiting, while the HTTP request (or a stuck stdio
- * server) lives on; so a timed-out call closes the whole connection, which
- * aborts the fetch or ends the child process, and the next call reconnects.
- *
- * The SDK modules are imported on first use, so loading the exporter costs a
- * shell's start-up nothing.
- */
-import { createRequire } from "node:module";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { CallToolResultLike } from "../contract/index.ts";
+import { name, version } from "../package-info.ts";
 import { DeliveryFailure } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { ENV, type TransportSpec } from "./options.ts";
 
-const pkg = createRequire(import.meta.url)("../../package.json") as { name: string; version: string };
-export const CLIENT_INFO = { name: pkg.name, version: pkg.version } as const;
+export const CLIENT_INFO = { name, version } as const;
 
 export interface ConnectionOptions {
   transport: TransportSpec;

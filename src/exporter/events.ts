@@ -10,7 +10,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { homedir, hostname, userInfo } from "node:os";
-import type { Attributes, HrTime } from "@opentelemetry/api";
+import type { Attributes } from "@opentelemetry/api";
+import { hrTimeToMilliseconds, hrTimeToSeconds } from "@opentelemetry/core";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
 import {
   buildEndEvent,
@@ -69,10 +70,6 @@ export function captureHostFacts(): HostFacts {
   };
 }
 
-export function hrTimeToMs([seconds, nanos]: HrTime): number {
-  return seconds * 1000 + nanos / 1e6;
-}
-
 const str = (a: Attributes, key: string): string | undefined => {
   const v = a[key];
   return typeof v === "string" && v !== "" ? v : undefined;
@@ -110,7 +107,7 @@ export function startPayload(span: ReadableSpan, eventId: string, host: HostFact
     eventId,
     componentName: componentOf(span),
     shellType: str(a, ATTR_SHELL_TYPE),
-    timestamp: hrTimeToMs(span.startTime),
+    timestamp: hrTimeToMilliseconds(span.startTime),
     pid: num(a, ATTR_PROCESS_PID) ?? process.pid,
     username: host.username ?? str(a, ATTR_USER_NAME),
     home: host.home,
@@ -135,11 +132,11 @@ export function endPayload(span: ReadableSpan, eventId: string = randomUUID()): 
   const a = span.attributes;
   const reason = ExitReason.safeParse(a[ATTR_SHELL_EXIT_REASON]);
   // The span's own duration matches the start and end timestamps exactly; the attribute is the fallback.
-  const own = hrTimeToMs(span.duration) / 1000;
+  const own = hrTimeToSeconds(span.duration);
   const duration = Number.isFinite(own) ? own : (num(a, ATTR_SHELL_SESSION_DURATION) ?? 0);
   const built = buildEndEvent({
     sessionId: "pending",
-    timestamp: hrTimeToMs(span.endTime),
+    timestamp: hrTimeToMilliseconds(span.endTime),
     metadata: {
       event_id: eventId,
       ...correlation(span),

@@ -1,15 +1,3 @@
-/**
- * `ShellSessionInstrumentation`: every `node:repl` REPLServer in the process
- * becomes a `shell.session` span.
- *
- * The patch target is `REPLServer.prototype.displayPrompt`, which the
- * constructor calls last, so one patch catches `repl.start()` and
- * `new REPLServer()` however the module was loaded (see capture.ts). Because
- * `node:repl` is built in, its prototype exists before anyone requires it:
- * `enable()` patches it at once, and the module definition keeps the usual
- * contrib behaviour for a later `require("repl")` and for disable/enable.
- */
-import { createRequire } from "node:module";
 import type { REPLServer } from "node:repl";
 import {
   InstrumentationBase,
@@ -17,6 +5,7 @@ import {
   InstrumentationNodeModuleDefinition,
 } from "@opentelemetry/instrumentation";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace";
+import { version as PACKAGE_VERSION } from "../package-info.ts";
 import { CAPTURE_METHOD, captureServer, removeCapture } from "./capture.ts";
 import { createSessionMetrics, type SessionMetrics } from "./metrics.ts";
 import { registry, type SessionBinder } from "./registry.ts";
@@ -24,8 +13,6 @@ import { SCOPE_NAME } from "./semconv.ts";
 import type { ShellSession } from "./session.ts";
 import { SessionSpan } from "./session-span.ts";
 import type { ShellSessionInstrumentationConfig } from "./types.ts";
-
-const { version: PACKAGE_VERSION } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
 type ReplExports = { REPLServer?: { prototype: Record<string, unknown> } };
 type PromptFn = (this: REPLServer, ...args: unknown[]) => unknown;

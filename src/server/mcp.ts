@@ -14,10 +14,10 @@ import {
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { VerifiedToken } from "../auth/jwt.ts";
 import { TOOL_NAMES, TOOLS, type ToolName, toolInputJsonSchema, toolOutputJsonSchema } from "../contract/tools.ts";
+import { version as packageVersion } from "../package-info.ts";
 import { SERVER_NAME } from "./options.ts";
 import type { ServerTelemetry } from "./telemetry.ts";
 import { isToolName, TOOL_LIST, type TrackerTools } from "./tools.ts";
-import { packageVersion } from "./version.ts";
 
 /** The OpenTelemetry convention for a value outside the known set. */
 const UNKNOWN_TOOL = "_OTHER";

@@ -22,6 +22,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { TRACE_META_KEYS } from "../contract/tools.ts";
+import { version as packageVersion } from "../package-info.ts";
 import {
   ATTR_ERROR_TYPE,
   ATTR_GEN_AI_OPERATION_NAME,
@@ -41,7 +42,6 @@ import {
   METRIC_SHELL_TRACKER_SESSIONS_STARTED,
   SCOPE_NAME,
 } from "../semconv.ts";
-import { packageVersion } from "./version.ts";
 
 export const METHOD_TOOLS_CALL = "tools/call";
 export const OPERATION_EXECUTE_TOOL = "execute_tool";

@@ -21,12 +21,12 @@ import {
   validateListQuery,
   validateStartEvent,
 } from "../contract/tools.ts";
+import { version as packageVersion } from "../package-info.ts";
 import type { SessionStore } from "../store/types.ts";
 import { authenticate, type CallCredentials, requireComponent, requireScope } from "./auth.ts";
 import type { Logger } from "./log.ts";
-import type { AuthMode } from "./options.ts";
+import { type AuthMode, SERVER_NAME } from "./options.ts";
 import type { ServerTelemetry, ToolCallOutcome } from "./telemetry.ts";
-import { packageVersion } from "./version.ts";
 
 export type ToolResult = Record<string, unknown>;
 
@@ -154,10 +154,10 @@ export class TrackerTools {
   async #health(): Promise<ToolAnswer> {
     const { store, auth, leaseSeconds, telemetry } = this.#deps;
     const base = {
-      server: "shell-sessions-tracker",
+      server: SERVER_NAME,
       version: packageVersion,
       store: store.kind,
-      auth: auth.kind === "jwt" ? "jwt" : "disabled",
+      auth: auth.kind,
       lease_seconds: leaseSeconds,
     };
     try {

@@ -4,7 +4,6 @@
  */
 import { join, resolve } from "node:path";
 import { stateDir } from "../state-dir.ts";
-import { postgresStore } from "./postgres.ts";
 import { sqliteStore } from "./sqlite.ts";
 import type { SessionStore } from "./types.ts";
 
@@ -38,6 +37,8 @@ export async function openStore(spec: string): Promise<SessionStore> {
     store = sqliteStore(path === ":memory:" ? path : resolve(path));
   } else if (scheme === "postgres" || scheme === "postgresql") {
     if (!URL.canParse(spec)) throw badSpec(`the ${scheme}: URL is malformed`);
+    // Loaded only here: `pg` costs tens of milliseconds that SQLite users need not pay.
+    const { postgresStore } = await import("./postgres.ts");
     store = postgresStore(spec);
   } else {
     throw badSpec(scheme === undefined ? "the value has no scheme" : `unsupported scheme "${scheme}:"`);

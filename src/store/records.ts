@@ -30,7 +30,6 @@ export function newSessionId(): string {
 // ---- text and JSON the databases can hold ----
 
 const NUL = /\u0000/g;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /**
  * PostgreSQL rejects NUL in text and jsonb and lone surrogates in jsonb, and
@@ -38,7 +37,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * stores replace them with U+FFFD up front and hold the same text.
  */
 export function storableText(value: string): string {
-  return value.replace(LONE_SURROGATE, "\ufffd").replace(NUL, "\ufffd");
+  return value.toWellFormed().replace(NUL, "\ufffd");
 }
 
 /** Keys never stored, at any depth: a credential has no business in the log or in what list/get return. */

@@ -1,11 +1,15 @@
 /** `shell-sessions list`: list tracked sessions, reading the store directly. */
 import { sanitizeText } from "../../contract/sanitize.ts";
-import { COMPONENT_NAME_PATTERN, LIST_LIMIT_MAX, type SessionRecord, SessionStatus } from "../../contract/schemas.ts";
+import {
+  COMPONENT_NAME_PATTERN,
+  LIST_LIMIT_DEFAULT,
+  LIST_LIMIT_MAX,
+  type SessionRecord,
+  SessionStatus,
+} from "../../contract/schemas.ts";
 import { DEFAULT_LEASE_SECONDS, ENV_LEASE_SECONDS, ENV_STORE } from "../../server/options.ts";
 import { parseCommandArgs, usageError } from "../args.ts";
 import { withStore } from "../store-access.ts";
-
-const DEFAULT_LIMIT = 50;
 
 export const usage = `Usage: shell-sessions list [options]
 
@@ -18,7 +22,7 @@ Options:
   --status STATUS     only sessions with this status: active, ended, abandoned
   --component NAME    only sessions of this component
   --host HOSTNAME     only sessions from this host
-  --limit N           show at most N sessions (default ${DEFAULT_LIMIT}, at most ${LIST_LIMIT_MAX})
+  --limit N           show at most N sessions (default ${LIST_LIMIT_DEFAULT}, at most ${LIST_LIMIT_MAX})
   --store SPEC        sqlite:PATH or a postgres:// URL (default $${ENV_STORE},
                       else sqlite:<state dir>/tracker.db)
   --lease SECONDS     the lease to apply (default $${ENV_LEASE_SECONDS}, else ${DEFAULT_LEASE_SECONDS});
@@ -121,7 +125,7 @@ export async function run(args: string[]): Promise<number> {
   if (values.component !== undefined && !COMPONENT_NAME_PATTERN.test(values.component)) {
     return usageError(command, "--component must match ^[a-zA-Z0-9_-]+$");
   }
-  const limit = values.limit === undefined ? DEFAULT_LIMIT : Number(values.limit);
+  const limit = values.limit === undefined ? LIST_LIMIT_DEFAULT : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
     return usageError(command, `--limit must be a whole number from 1 to ${LIST_LIMIT_MAX}`);
   }

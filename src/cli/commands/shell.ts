@@ -5,17 +5,13 @@
  * its exporters and session delivery load after it (see telemetry/bootstrap.ts).
  */
 import { start } from "node:repl";
+import { version } from "../../package-info.ts";
 import { bootstrapTelemetry } from "../../telemetry/bootstrap.ts";
 import type { ShellTelemetry } from "../../telemetry/types.ts";
 
 // On the way to the prompt every millisecond shows: node:util through its CommonJS
-// exports (its ES module facade costs more), and the version read straight from
-// package.json (package-info's createRequire costs a few milliseconds more).
+// exports (its ES module facade costs more).
 const { parseArgs } = process.getBuiltinModule("node:util");
-const { readFileSync } = process.getBuiltinModule("node:fs");
-const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
-  version: string;
-};
 
 export const DEFAULT_COMPONENT = "demo";
 export const SHELL_TYPE = "DemoShell";
