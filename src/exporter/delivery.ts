@@ -924,12 +924,19 @@ export class SessionDelivery {
   /** Moves everything in memory to the spool and cuts off calls in flight, so the process can exit. */
   #park(why: string): void {
     this.#epoch++;
-    const jobs = this.#queue.filter((j) => !j.finished);
-    for (const job of jobs) this.#finish(job);
-    this.#queue.length = 0;
-    for (const job of jobs) if (job.kind === "start") job.session.start = "spool";
-    this.#spoolJobs(jobs, why);
+    this.#spoolQueue(why);
     this.#closeConnections();
+  }
+
+  /** Takes every job off the in-memory queue and writes it to the spool; their sessions' starts now live there. */
+  #spoolQueue(why: string): void {
+    const jobs = this.#queue.splice(0).filter((j) => !j.finished);
+    for (const job of jobs) {
+      job.finished = true;
+      this.#owned.delete(job.eventId);
+      if (job.kind === "start") job.session.start = "spool";
+    }
+    this.#spoolJobs(jobs, why);
   }
 
   #maybeIdle(): void {
@@ -951,11 +958,7 @@ export class SessionDelivery {
     if (this.#exiting) return;
     this.#exiting = true;
     this.#epoch++;
-    const jobs = this.#queue.filter((j) => !j.finished);
-    for (const job of jobs) this.#finish(job);
-    this.#queue.length = 0;
-    for (const job of jobs) if (job.kind === "start") job.session.start = "spool";
-    this.#spoolJobs(jobs, "the process is exiting");
+    this.#spoolQueue("the process is exiting");
     clearTimeout(this.#drainTimer);
     clearTimeout(this.#lingerTimer);
     clearInterval(this.#heartbeatTimer);

@@ -4,8 +4,8 @@
  */
 import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import { SessionDelivery } from "./delivery.ts";
-import { createLogger, type Logger } from "./log.ts";
-import { type DeliveryOptions, describeTransport, resolveDeliveryOptions } from "./options.ts";
+import { createLogger, type Logger, parseLogLevel } from "./log.ts";
+import { type DeliveryOptions, describeTransport, ENV, resolveDeliveryOptions } from "./options.ts";
 import { SessionSpanProcessor } from "./processor.ts";
 
 export { type DrainSummary, SessionDelivery } from "./delivery.ts";
@@ -18,6 +18,7 @@ export {
   ENV,
   resolveDeliveryOptions,
   SPOOL_FILE_NAME,
+  spoolPathFor,
   type TransportSpec,
 } from "./options.ts";
 export { SessionSpanProcessor } from "./processor.ts";
@@ -39,7 +40,7 @@ export interface CreateProcessorOptions {
  */
 export function createSessionSpanProcessor(options: CreateProcessorOptions = {}): SessionSpanProcessor | undefined {
   const env = options.env ?? process.env;
-  const log = options.log ?? createLogger();
+  const log = options.log ?? createLogger(parseLogLevel(env[ENV.log]) ?? "warn");
   const resolved = resolveDeliveryOptions(env, options.overrides);
   for (const problem of resolved.problems) log.warn(problem.message);
   if (!resolved.enabled) {

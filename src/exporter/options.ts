@@ -182,6 +182,11 @@ export function isDeliveryOff(value: string | undefined): boolean {
  * Read the environment once. Overrides (from CLI flags or code) win over the
  * environment and are not validated here: their callers validate them.
  */
+/** The host's spool file: one per state dir, shared by every process that uses the package. */
+export function spoolPathFor(env: NodeJS.ProcessEnv): string {
+  return join(stateDir(env), SPOOL_FILE_NAME);
+}
+
 export function resolveDeliveryOptions(
   env: NodeJS.ProcessEnv = process.env,
   overrides: Partial<DeliveryOptions> = {},
@@ -231,7 +236,7 @@ export function resolveDeliveryOptions(
     transport,
     token,
     env,
-    spoolPath: join(stateDir(env), SPOOL_FILE_NAME),
+    spoolPath: spoolPathFor(env),
     callTimeoutMs: int("callTimeoutMs"),
     retryAttempts: int("retryAttempts"),
     retryBaseDelayMs: DEFAULTS.retryBaseDelayMs,

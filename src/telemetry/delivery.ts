@@ -11,10 +11,7 @@ import type { SpanProcessor } from "@opentelemetry/sdk-trace";
 export async function deliverySpanProcessors(env: NodeJS.ProcessEnv = process.env): Promise<SpanProcessor[]> {
   const { isDeliveryOff } = await import("../exporter/options.ts");
   if (isDeliveryOff(env.SHELL_SESSIONS_DELIVERY)) return [];
-  const { createLogger, createSessionSpanProcessor, parseLogLevel } = await import("../exporter/index.ts");
-  const processor = createSessionSpanProcessor({
-    env,
-    log: createLogger(parseLogLevel(env.SHELL_SESSIONS_LOG) ?? "warn"),
-  });
+  const { createSessionSpanProcessor } = await import("../exporter/index.ts");
+  const processor = createSessionSpanProcessor({ env });
   return processor ? [processor] : [];
 }

@@ -74,11 +74,8 @@ function age(ms: number): string {
 }
 
 async function show(json: boolean, limit: number): Promise<number> {
-  const { resolveDeliveryOptions, Spool, SPOOL_FILE_NAME } = await import("../../exporter/index.ts");
-  const { stateDir } = await import("../../state-dir.ts");
-  const { join } = await import("node:path");
-  const resolved = resolveDeliveryOptions(process.env);
-  const path = resolved.enabled ? resolved.options.spoolPath : join(stateDir(process.env), SPOOL_FILE_NAME);
+  const { Spool, spoolPathFor } = await import("../../exporter/index.ts");
+  const path = spoolPathFor(process.env);
   if (!Spool.exists(path)) {
     if (json) {
       process.stdout.write(
