@@ -210,7 +210,7 @@ export interface MinimalOptions {
 /** `SESSION_BUDDY_COMMAND` that spawns this server over stdio (a JSON array: paths with spaces survive). */
 export function minimalStdioCommand(options: MinimalOptions): string {
   const args = [NODE, HERE, "--stdio", "--record", options.record];
-  if (options.secret !== undefined) args.push("--secret", options.secret);
+  if (options.secret !== undefined) args.push(`--secret=${options.secret}`); // "=": a base64url secret may begin with "-"
   return JSON.stringify(args);
 }
 
@@ -227,7 +227,7 @@ export interface MinimalHttpServer {
 
 async function spawnHttp(port: number, options: MinimalOptions): Promise<{ child: ChildProcess; url: string }> {
   const args = [HERE, "--http", "--port", String(port), "--record", options.record];
-  if (options.secret !== undefined) args.push("--secret", options.secret);
+  if (options.secret !== undefined) args.push(`--secret=${options.secret}`); // "=": a base64url secret may begin with "-"
   if (options.delayMs !== undefined) args.push("--delay-ms", String(options.delayMs));
   const child = spawn(NODE, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
