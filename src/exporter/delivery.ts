@@ -118,6 +118,12 @@ export interface SessionRef {
   /** Where the start event is: in memory (queued or in flight), acknowledged, or in the spool. */
   start: "memory" | "acked" | "spool";
   ended: boolean;
+  /**
+   * Told when one of the session's events has been answered for: acknowledged
+   * by the tracker, or written to the spool. The write-ahead journal keeps
+   * its books with it.
+   */
+  settled?: (eventId: string, how: "acked" | "spooled", trackerSessionId?: string) => void;
 }
 
 interface Job {
@@ -358,6 +364,7 @@ export class SessionDelivery {
   /** Records the outcome of an in-memory job. */
   #settle(job: Job, outcome: Delivered): void {
     if (outcome.ok) {
+      job.session.settled?.(job.eventId, "acked", outcome.trackerSessionId);
       if (job.kind === "start" && outcome.trackerSessionId !== undefined) {
         this.#startAcknowledged(job.session, outcome.trackerSessionId, job.spooled);
       } else if (job.spooled) {
@@ -666,6 +673,7 @@ export class SessionDelivery {
       if (!job) continue;
       if (!job.spooled) this.#metrics.emission(job.kind === "start" ? "session_start" : "session_end", "spooled");
       job.spooled = true;
+      job.session.settled?.(job.eventId, "spooled");
       if (job.kind === "start" && job.session.start === "memory" && job.finished) job.session.start = "spool";
       this.#log.debug(`spooled ${job.kind} ${job.eventId}: ${why}`);
     }

@@ -20,6 +20,7 @@ import {
   type SessionEndEvent,
   type SessionStartEvent,
 } from "../contract/index.ts";
+import type { EndLine, StartLine } from "../journal/records.ts";
 import {
   ATTR_HOST_NAME,
   ATTR_PROCESS_INTERACTIVE,
@@ -146,6 +147,55 @@ export function endPayload(span: ReadableSpan, eventId: string = randomUUID()): 
       ...(num(a, ATTR_SHELL_EVAL_ERROR_COUNT) !== undefined
         ? { eval_error_count: num(a, ATTR_SHELL_EVAL_ERROR_COUNT) }
         : {}),
+    },
+  });
+  const { session_id: _unused, ...rest } = built;
+  return rest;
+}
+
+/** Correlation metadata of a session written ahead: the same keys a span's events carry. */
+function journaledCorrelation(start: StartLine): Record<string, unknown> {
+  return { trace_id: start.tr, correlation_id: start.tr, span_id: start.sp, local_session_id: start.s };
+}
+
+/** The start event of a session as its journal (or the live session's write-ahead) tells it. */
+export function startPayloadOf(start: StartLine): StartPayload {
+  return buildStartEvent({
+    eventId: start.e,
+    componentName: start.c,
+    shellType: start.st,
+    timestamp: start.at,
+    pid: start.pid,
+    username: start.user,
+    home: start.home,
+    hostname: start.host,
+    platform: start.plat,
+    cwd: start.cwd,
+    metadata: {
+      ...journaledCorrelation(start),
+      runtime: "nodejs",
+      runtime_version: start.rv,
+      ...(start.ver !== undefined ? { component_version: start.ver } : {}),
+      ...(start.ad !== undefined ? { adapters: start.ad } : {}),
+      ...(start.i !== undefined ? { interactive: start.i } : {}),
+      telemetry: "otel-shell-sessions",
+    },
+  });
+}
+
+export function endPayloadOf(start: StartLine, end: EndLine): EndPayload {
+  const reason = ExitReason.safeParse(end.r);
+  const built = buildEndEvent({
+    sessionId: "pending",
+    timestamp: end.at,
+    metadata: {
+      event_id: end.e,
+      ...journaledCorrelation(start),
+      duration_seconds: Math.max(0, (end.at - start.at) / 1000),
+      exit_reason: reason.success ? reason.data : "unknown",
+      ...(end.x !== undefined ? { exit_code: end.x } : {}),
+      eval_count: end.n,
+      eval_error_count: end.ne,
     },
   });
   const { session_id: _unused, ...rest } = built;

@@ -4,6 +4,7 @@
  */
 import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import { SessionDelivery } from "./delivery.ts";
+import { SessionFeed } from "./feed.ts";
 import { createLogger, type Logger, parseLogLevel } from "./log.ts";
 import { type DeliveryOptions, describeTransport, ENV, resolveDeliveryOptions } from "./options.ts";
 import { SessionSpanProcessor } from "./processor.ts";
@@ -31,6 +32,12 @@ export interface CreateProcessorOptions {
   log?: Logger;
   meterProvider?: MeterProvider;
   tracerProvider?: TracerProvider;
+  /**
+   * Whether session spans will start in this process (default true). With
+   * false (the SDK is disabled), each shell's start is delivered at once
+   * instead of waiting for its span.
+   */
+  spans?: boolean;
 }
 
 /**
@@ -55,5 +62,7 @@ export function createSessionSpanProcessor(options: CreateProcessorOptions = {})
     ...(options.meterProvider ? { meterProvider: options.meterProvider } : {}),
     ...(options.tracerProvider ? { tracerProvider: options.tracerProvider } : {}),
   });
-  return new SessionSpanProcessor(delivery);
+  // The shells of this process are delivered from their write-ahead records, sampled or not.
+  const feed = new SessionFeed(delivery, { spans: options.spans ?? true });
+  return new SessionSpanProcessor(delivery, feed);
 }

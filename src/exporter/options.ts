@@ -6,6 +6,7 @@
  * the fix, and the default is used instead.
  */
 import { join } from "node:path";
+import { isDeliveryOff } from "../journal/switch.ts";
 import { stateDir } from "../state-dir.ts";
 import { splitCommandLine } from "./command-line.ts";
 import { OptionError } from "./errors.ts";
@@ -47,6 +48,12 @@ export const DEFAULTS = {
   startupDrainDelayMs: 1_000,
   /** Lifetime of a minted token; a new one is minted when less than a tenth of it is left. */
   tokenTtlSeconds: 3_600,
+  /**
+   * The drain helper a process leaves behind keeps trying to deliver what it
+   * left for this long, then gives up (the events stay in the spool, and the
+   * next shell or `shell-sessions spool drain` delivers them).
+   */
+  helperTimeoutMs: 15 * 60_000,
 } as const;
 
 export const SPOOL_FILE_NAME = "spool.db";
@@ -70,6 +77,7 @@ export const ENV = {
   heartbeatMs: "SHELL_SESSIONS_HEARTBEAT_MS",
   exitGraceMs: "SHELL_SESSIONS_EXIT_GRACE_MS",
   flushTimeoutMs: "SHELL_SESSIONS_FLUSH_TIMEOUT_MS",
+  helperTimeoutMs: "SHELL_SESSIONS_HELPER_TIMEOUT_MS",
 } as const;
 
 export type TransportSpec = { kind: "http"; url: URL } | { kind: "stdio"; command: string; args: string[] };
@@ -99,6 +107,7 @@ export interface DeliveryOptions {
   flushTimeoutMs: number;
   startupDrainDelayMs: number;
   tokenTtlSeconds: number;
+  helperTimeoutMs: number;
 }
 
 export interface OptionProblem {
@@ -122,7 +131,8 @@ type IntKey =
   | "spoolRetryMs"
   | "heartbeatMs"
   | "exitGraceMs"
-  | "flushTimeoutMs";
+  | "flushTimeoutMs"
+  | "helperTimeoutMs";
 
 /** Allowed range per numeric setting: [min, max]. */
 const RANGES: Record<IntKey, readonly [number, number]> = {
@@ -138,6 +148,7 @@ const RANGES: Record<IntKey, readonly [number, number]> = {
   heartbeatMs: [0, 3_600_000],
   exitGraceMs: [0, 600_000],
   flushTimeoutMs: [0, 600_000],
+  helperTimeoutMs: [0, 24 * 3_600_000],
 };
 
 export function parseIntSetting(text: string, variable: string, [min, max]: readonly [number, number]): number {
@@ -174,9 +185,7 @@ export function parseCommand(text: string, variable: string): { command: string;
   return { command, args };
 }
 
-export function isDeliveryOff(value: string | undefined): boolean {
-  return value !== undefined && /^(off|0|false|no|disabled?)$/i.test(value.trim());
-}
+export { isDeliveryOff };
 
 /**
  * Read the environment once. Overrides (from CLI flags or code) win over the
@@ -255,6 +264,7 @@ export function resolveDeliveryOptions(
     flushTimeoutMs: int("flushTimeoutMs"),
     startupDrainDelayMs: DEFAULTS.startupDrainDelayMs,
     tokenTtlSeconds: DEFAULTS.tokenTtlSeconds,
+    helperTimeoutMs: int("helperTimeoutMs"),
     ...overrides,
   };
   return { enabled: true, options, problems };

@@ -5,7 +5,9 @@
  * hear of it when it starts. So this is a SpanProcessor: `onStart` queues the
  * start, `onEnd` queues the end, and both return at once — the sending
  * happens in the background (see delivery.ts). Spans other than
- * `shell.session` are ignored.
+ * `shell.session` are ignored, and so are the spans of shells that the feed
+ * (feed.ts) delivers from their write-ahead records: this processor then
+ * only serves sessions it learns of from their spans alone.
  */
 import { randomUUID } from "node:crypto";
 import { type Context, propagation } from "@opentelemetry/api";
@@ -14,16 +16,25 @@ import { sanitizeComponentName } from "../contract/index.ts";
 import { ATTR_SESSION_ID, SPAN_NAME_SESSION } from "../semconv.ts";
 import type { SessionDelivery, SessionRef } from "./delivery.ts";
 import { captureHostFacts, componentOf, endPayload, type HostFacts, startPayload } from "./events.ts";
+import type { SessionFeed } from "./feed.ts";
 
 export class SessionSpanProcessor implements SpanProcessor {
   readonly delivery: SessionDelivery;
+  readonly #feed: SessionFeed | undefined;
 
-  constructor(delivery: SessionDelivery) {
+  constructor(delivery: SessionDelivery, feed?: SessionFeed) {
     this.delivery = delivery;
+    this.#feed = feed;
+  }
+
+  /** Whether the span's shell is delivered by the feed instead (`forget` once its span ended). */
+  #fed(span: ReadableSpan, forget = false): boolean {
+    const local = span.attributes[ATTR_SESSION_ID];
+    return typeof local === "string" && this.#feed !== undefined && this.#feed.has(local, forget);
   }
 
   onStart(span: Span, parentContext: Context): void {
-    if (span.name !== SPAN_NAME_SESSION) return;
+    if (span.name !== SPAN_NAME_SESSION || this.#fed(span)) return;
     try {
       const { session, payload } = this.#session(span, captureHostFacts(), propagation.getBaggage(parentContext));
       session.span = span;
@@ -34,7 +45,7 @@ export class SessionSpanProcessor implements SpanProcessor {
   }
 
   onEnd(span: ReadableSpan): void {
-    if (span.name !== SPAN_NAME_SESSION) return;
+    if (span.name !== SPAN_NAME_SESSION || this.#fed(span, true)) return;
     try {
       const { traceId, spanId } = span.spanContext();
       const endEventId = randomUUID();
@@ -82,6 +93,7 @@ export class SessionSpanProcessor implements SpanProcessor {
   }
 
   shutdown(): Promise<void> {
+    this.#feed?.stop();
     return this.delivery.shutdown();
   }
 }

@@ -17,14 +17,16 @@ import { REPLServer } from "node:repl";
 import { installExitPaths } from "./exit-paths.ts";
 import { registry } from "./registry.ts";
 import { now, ShellSession } from "./session.ts";
+import { writeStart } from "./write-ahead.ts";
 
 /** The prototype method through which every REPLServer passes when it is constructed. */
 export const CAPTURE_METHOD = "displayPrompt";
 
 /**
- * The session of `server`, recorded now if it is new. A new session is handed
- * to the binder in a microtask, so that a component calling `trackShell()`
- * right after creating its shell can describe it before its span starts.
+ * The session of `server`, recorded now if it is new: its start is written
+ * ahead before the prompt is drawn. A new session is handed to the binder in
+ * a microtask, so that a component calling `trackShell()` right after
+ * creating its shell can describe it before its span starts.
  */
 export function captureServer(server: REPLServer): ShellSession {
   const reg = registry();
@@ -33,10 +35,13 @@ export function captureServer(server: REPLServer): ShellSession {
   const session = new ShellSession(server, now());
   reg.sessions.set(server, session);
   reg.live.add(session);
+  reg.undelivered.add(session);
   installExitPaths();
+  writeStart(session);
+  // At once: a delivery feed takes the session before any span of it can start (so it is not delivered twice).
+  for (const listener of reg.captureListeners) listener(session);
   queueMicrotask(() => {
     if (session.observer === undefined) reg.binder?.bind(session);
-    for (const listener of reg.captureListeners) listener(session);
   });
   return session;
 }

@@ -1,30 +1,43 @@
 /**
  * Ending sessions on the ways out of a process that bypass the REPL's own
- * `close`: `process.exit()`, a fatal error, SIGTERM and SIGHUP.
+ * `close`: `process.exit()`, `process.reallyExit()`, a fatal error, and
+ * SIGINT, SIGTERM and SIGHUP sent from outside.
+ *
+ * Every end is written ahead to the journal synchronously (session.ts), so
+ * nothing here has to wait for the network: whatever is not delivered before
+ * the process is gone is delivered by the drain helper.
  *
  * Rules, so that instrumenting a program never changes how it exits:
  * - `process.exit()` and fatal errors: sessions end synchronously inside the
- *   process `exit` event, so span processors run there (and can write to a
- *   spool synchronously); nothing asynchronous is attempted.
+ *   process `exit` event (with the exit code), then the journal is closed.
+ * - `process.reallyExit()` (which skips the `exit` event) is wrapped to do
+ *   the same first.
  * - Fatal errors are observed with `uncaughtExceptionMonitor`, which does not
  *   change how the error is handled.
- * - SIGTERM/SIGHUP: sessions end, telemetry is flushed within a short bound,
- *   then, if nobody else listens for that signal, our listener is removed and
- *   the signal raised again, so the process dies of it exactly as it would
- *   have (status 143 / 129). If the host listens too, the decision is the host's.
+ * - Signals: if nobody else listens for the signal, sessions end, telemetry
+ *   gets a short bounded flush, our listener is removed and the signal raised
+ *   again, so the process dies of it exactly as it would have (status 130 /
+ *   143 / 129). If the host listens, the decision is the host's: SIGTERM and
+ *   SIGHUP still end the sessions (they ask the program to go away); SIGINT
+ *   is often handled without exiting, so it only marks the reason, used if
+ *   the process then exits.
  */
 import { registry } from "./registry.ts";
 import type { ExitReason } from "./types.ts";
+import { leaveJournal } from "./write-ahead.ts";
 
-/** How long a signal waits for telemetry to flush before the process goes down. */
-export const SIGNAL_FLUSH_TIMEOUT_MS = 2000;
+/** How long a signal waits for telemetry to flush before the process goes down; the journal already holds the ends. */
+export const SIGNAL_FLUSH_TIMEOUT_MS = 250;
 
-const SIGNAL_REASONS = { SIGTERM: "sigterm", SIGHUP: "sighup" } as const satisfies Record<string, ExitReason>;
+const SIGNAL_REASONS = { SIGINT: "sigint", SIGTERM: "sigterm", SIGHUP: "sighup" } as const satisfies Record<
+  string,
+  ExitReason
+>;
 type HandledSignal = keyof typeof SIGNAL_REASONS;
 
 /** Ends every open session with `reason`. */
-export function endOpenSessions(reason: ExitReason, error?: unknown): void {
-  for (const session of [...registry().live]) session.end(reason, error);
+export function endOpenSessions(reason: ExitReason, error?: unknown, exitCode?: number): void {
+  for (const session of [...registry().live]) session.end(reason, error, exitCode);
 }
 
 /**
@@ -42,24 +55,6 @@ export async function flushTelemetry(timeoutMs: number): Promise<void> {
   // referenced: when this is a signal's flush, the signal is raised again after it.
   const { settledWithin } = await import("../deadline.ts");
   await settledWithin(work, timeoutMs);
-}
-
-/**
- * A process that dies (`process.exit()`, a fatal error) in the moment between
- * its first prompt and the SDK finishing loading leaves sessions that never
- * became spans, so nothing can export or deliver them. They are not lost
- * silently: stderr says how many.
- */
-function reportUnrecorded(): void {
-  const reg = registry();
-  if (reg.telemetry === undefined || reg.telemetrySettled) return;
-  if (sdkDisabled()) return;
-  const unrecorded = [...reg.live].filter((session) => session.observer === undefined).length;
-  if (unrecorded === 0) return;
-  process.stderr.write(
-    `otel-shell-sessions: ${unrecorded} shell session${unrecorded === 1 ? "" : "s"} ended before telemetry ` +
-      "had finished loading (the process exited within about a second of its first prompt); not recorded\n",
-  );
 }
 
 /** `OTEL_SDK_DISABLED=true`, as the OpenTelemetry spec reads it. */
@@ -82,21 +77,31 @@ export function installExitPaths(): void {
       fatal = undefined;
     }).unref();
   });
-  process.on("exit", () => {
-    if (fatal !== undefined) endOpenSessions("uncaught_error", fatal.error);
-    else endOpenSessions("process_exit");
-    reportUnrecorded();
-  });
+  // A signal the host handled: if the process exits after it, that is why.
+  let signalled: ExitReason | undefined;
+  const leave = (code: number | undefined) => {
+    if (fatal !== undefined) endOpenSessions("uncaught_error", fatal.error, code);
+    else endOpenSessions(signalled ?? "process_exit", undefined, code);
+    leaveJournal();
+  };
+  process.on("exit", (code) => leave(code));
+  wrapReallyExit(leave);
 
   for (const signal of Object.keys(SIGNAL_REASONS) as HandledSignal[]) {
     let flushing = false;
     const reraise = () => {
+      leaveJournal();
       process.removeListener(signal, onSignal);
       process.kill(process.pid, signal);
     };
     const onSignal = () => {
-      endOpenSessions(SIGNAL_REASONS[signal]);
+      const reason = SIGNAL_REASONS[signal];
       const hostListens = process.listeners(signal).some((listener) => listener !== onSignal);
+      if (hostListens && signal === "SIGINT") {
+        signalled = reason;
+        return;
+      }
+      endOpenSessions(reason);
       if (hostListens) {
         void flushTelemetry(SIGNAL_FLUSH_TIMEOUT_MS);
         return;
@@ -104,8 +109,30 @@ export function installExitPaths(): void {
       // Nothing to deliver, or a second signal while flushing: go down now.
       if (flushing || !registry().unflushed) return reraise();
       flushing = true;
+      // Whatever the flush does not deliver, the helper will: it must be there before we wait.
+      reg.journal?.ensureHelper();
       void flushTelemetry(SIGNAL_FLUSH_TIMEOUT_MS).then(reraise);
     };
     process.on(signal, onSignal);
   }
+}
+
+/**
+ * `process.reallyExit(code)` ends the process without an `exit` event (it is
+ * what `process.exit()` calls last). Wrapped once, so that calling it
+ * directly still records the ends first; through `process.exit()` the
+ * sessions have already ended and this does nothing more.
+ */
+function wrapReallyExit(leave: (code: number | undefined) => void): void {
+  const host = process as unknown as { reallyExit?: (code?: number) => never };
+  const original = host.reallyExit;
+  if (typeof original !== "function") return;
+  host.reallyExit = function reallyExitRecorded(this: unknown, code?: number) {
+    try {
+      leave(typeof code === "number" ? code : undefined);
+    } catch {
+      // Never stand between a program and its exit.
+    }
+    return original.call(this, code);
+  } as (code?: number) => never;
 }

@@ -10,6 +10,7 @@
  * This module and everything it imports stay free of OpenTelemetry code: it
  * is on the synchronous start-up path of `--import otel-shell-sessions/register`.
  */
+import type { Journal } from "../journal/journal.ts";
 import type { ShellSession } from "./session.ts";
 
 /** Turns recorded sessions into spans; the enabled instrumentation registers itself as the binder. */
@@ -24,6 +25,12 @@ export interface Registry {
   readonly live: Set<ShellSession>;
   /** Called with every newly captured session (after the binder, if any). */
   readonly captureListeners: Set<(session: ShellSession) => void>;
+  /** Called with every session as it ends (after its end is written ahead). */
+  readonly endListeners: Set<(session: ShellSession) => void>;
+  /** Sessions not yet handed to a delivery feed (a feed takes them all when it starts). */
+  readonly undelivered: Set<ShellSession>;
+  /** The write-ahead journal of this process, once a shell has started. */
+  journal: Journal | undefined;
   /** Bounded flushes of the telemetry pipelines, run on SIGTERM/SIGHUP and before a natural exit. */
   readonly flushers: Set<() => Promise<void>>;
   binder: SessionBinder | undefined;
@@ -41,7 +48,12 @@ export interface Registry {
   unflushed: boolean;
 }
 
-const KEY = Symbol.for("otel-shell-sessions.registry.v1");
+/**
+ * The shape of the registry changes with the package: copies of another
+ * shape use another key (the number here), so they never read each other's
+ * state; they then track their own shells apart.
+ */
+const KEY = Symbol.for("otel-shell-sessions.registry.v2");
 
 export function registry(): Registry {
   const holder = globalThis as unknown as Record<symbol, Registry | undefined>;
@@ -51,6 +63,9 @@ export function registry(): Registry {
       sessions: new WeakMap(),
       live: new Set(),
       captureListeners: new Set(),
+      endListeners: new Set(),
+      undelivered: new Set(),
+      journal: undefined,
       flushers: new Set(),
       binder: undefined,
       telemetry: undefined,

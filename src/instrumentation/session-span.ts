@@ -44,10 +44,10 @@ import {
   PROCESS_RUNTIME_NAME_NODEJS,
   SPAN_NAME_EVAL,
   SPAN_NAME_SESSION,
-  UNKNOWN_COMPONENT,
 } from "./semconv.ts";
 import type { EvalScope, SessionObserver, ShellSession } from "./session.ts";
-import type { SessionInfo, ShellOptions, ShellSessionInstrumentationConfig } from "./types.ts";
+import { envFlag, type ResolvedShell } from "./shell.ts";
+import type { SessionInfo, ShellSessionInstrumentationConfig } from "./types.ts";
 
 /** Longest input text recorded on a `shell.eval` span. */
 export const MAX_INPUT_LENGTH = 4096;
@@ -60,50 +60,6 @@ export interface SessionSpanDeps {
   readonly forward: readonly SpanProcessor[];
   readonly diag: DiagLogger;
   readonly env: NodeJS.ProcessEnv;
-}
-
-export interface ResolvedShell {
-  component: string;
-  shellType: string;
-  version: string | undefined;
-  adapters: string[];
-}
-
-/** The shell's description: the component's own options, then the instrumentation's, then the environment. */
-export function resolveShell(
-  session: ShellSession,
-  config: ShellSessionInstrumentationConfig,
-  env: NodeJS.ProcessEnv,
-): ResolvedShell {
-  const own: ShellOptions = session.options;
-  const adaptersFromEnv = env.SHELL_SESSIONS_ADAPTERS?.split(",")
-    .map((a) => a.trim())
-    .filter((a) => a.length > 0);
-  const className = (session.server as { constructor?: { name?: unknown } }).constructor?.name;
-  return {
-    component:
-      own.component ??
-      config.component ??
-      nonEmpty(env.SHELL_SESSIONS_COMPONENT) ??
-      nonEmpty(env.OTEL_SERVICE_NAME) ??
-      UNKNOWN_COMPONENT,
-    shellType:
-      own.shellType ?? config.shellType ?? (typeof className === "string" && className ? className : "REPLServer"),
-    version: own.version ?? config.version ?? nonEmpty(env.SHELL_SESSIONS_COMPONENT_VERSION),
-    adapters: own.adapters ?? config.adapters ?? adaptersFromEnv ?? [],
-  };
-}
-
-/** A boolean environment flag: `true`/`1`/`on`/`yes` or `false`/`0`/`off`/`no`; anything else is unset. */
-export function envFlag(value: string | undefined): boolean | undefined {
-  const v = value?.trim().toLowerCase();
-  if (v === "true" || v === "1" || v === "on" || v === "yes") return true;
-  if (v === "false" || v === "0" || v === "off" || v === "no") return false;
-  return undefined;
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value !== undefined && value.trim() !== "" ? value : undefined;
 }
 
 /**
@@ -144,7 +100,8 @@ export class SessionSpan implements SessionObserver {
   constructor(session: ShellSession, deps: SessionSpanDeps) {
     this.#session = session;
     this.#deps = deps;
-    const shell = resolveShell(session, deps.config, deps.env);
+    session.applyConfig(deps.config);
+    const shell = session.shell;
     const attributes: Attributes = {
       [ATTR_SESSION_ID]: session.id,
       [ATTR_PROCESS_PID]: process.pid,
@@ -167,6 +124,7 @@ export class SessionSpan implements SessionObserver {
     const ids = this.span.spanContext();
     this.traceId = ids.traceId;
     this.spanId = ids.spanId;
+    if (isSpanContextValid(ids)) session.adoptTrace(ids.traceId, ids.spanId);
     this.#recording = this.span.isRecording();
     this.#metricAttributes = {
       [ATTR_SHELL_COMPONENT_NAME]: shell.component,
@@ -200,7 +158,7 @@ export class SessionSpan implements SessionObserver {
   reconfigured(session: ShellSession): void {
     if (session.ended) return;
     this.#guard("reconfigure", () => {
-      this.span.setAttributes(shellAttributes(resolveShell(session, this.#deps.config, this.#deps.env)));
+      this.span.setAttributes(shellAttributes(session.shell));
     });
   }
 

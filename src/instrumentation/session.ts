@@ -16,8 +16,13 @@
  */
 import type { EventEmitter } from "node:events";
 import { type REPLServer, Recoverable } from "node:repl";
+import { newEventId, newSessionIds, type SessionIds } from "../journal/ids.ts";
+import type { Journal } from "../journal/journal.ts";
+import type { EndLine, StartLine } from "../journal/records.ts";
 import { registry } from "./registry.ts";
+import { describeShell, type ResolvedShell } from "./shell.ts";
 import type { ExitReason, ShellOptions, ShellSessionHandle } from "./types.ts";
+import { writeDescription, writeEnd, writeTrace } from "./write-ahead.ts";
 
 /** Wall-clock time in milliseconds since the epoch, with sub-millisecond precision. */
 export function now(): number {
@@ -65,11 +70,26 @@ function isEmitter(value: unknown): value is EventEmitter {
 }
 
 export class ShellSession {
-  #id: string | undefined;
+  /** The session's own ids, made when it starts (before any tracer exists). */
+  readonly ids: SessionIds;
+  /** The trace and span id of the session: the ones written ahead, or the span's once it has started. */
+  traceIds: { traceId: string; spanId: string };
+  /** The journal its start was written ahead to, if delivery is on. */
+  journal: Journal | undefined;
+  /** The start as written ahead (and refined since): what delivery sends. */
+  startLine: StartLine | undefined;
+  /** The end as written ahead, once ended. */
+  endLine: EndLine | undefined;
+  /** event_id of the end, once ended. */
+  endEventId: string | undefined;
+  /** The process's exit code, when the session ended because the process exited. */
+  exitCode: number | undefined;
   readonly server: REPLServer;
   /** Epoch milliseconds. */
   readonly startTime: number;
   options: ShellOptions = {};
+  /** The instrumentation's description of shells (applied once a span is bound). */
+  #config: ShellOptions = {};
   evalCount = 0;
   evalErrorCount = 0;
   exitReason: ExitReason | undefined;
@@ -89,6 +109,8 @@ export class ShellSession {
   constructor(server: REPLServer, startTime: number = now()) {
     this.server = server;
     this.startTime = startTime;
+    this.ids = newSessionIds();
+    this.traceIds = { traceId: this.ids.traceId, spanId: this.ids.spanId };
     let markBound = () => {};
     this.bound = new Promise<void>((resolve) => {
       markBound = resolve;
@@ -98,15 +120,29 @@ export class ShellSession {
     this.#wrapEval();
   }
 
-  /**
-   * `session.id`: a UUID v4, fresh for every shell, so two shells started in
-   * the same second never collide. Made on first use: loading node:crypto
-   * costs several milliseconds, which the way to the first prompt cannot
-   * afford, and nothing reads the id before the span starts.
-   */
+  /** `session.id`: a UUID v4, fresh for every shell, so two shells started in the same second never collide. */
   get id(): string {
-    this.#id ??= process.getBuiltinModule("node:crypto").randomUUID();
-    return this.#id;
+    return this.ids.localId;
+  }
+
+  /** Who the shell belongs to, as known now. */
+  get shell(): ResolvedShell {
+    const className = (this.server as { constructor?: { name?: unknown } }).constructor?.name;
+    return describeShell(this.options, this.#config, process.env, className);
+  }
+
+  /** The instrumentation's description of shells, under the component's own options. */
+  applyConfig(config: ShellOptions): void {
+    const before = this.shell;
+    this.#config = definedOnly(config);
+    writeDescription(this, before);
+  }
+
+  /** The session's span has other ids than the ones written ahead: the span's are the correlation id from now on. */
+  adoptTrace(traceId: string, spanId: string): void {
+    if (traceId === this.traceIds.traceId && spanId === this.traceIds.spanId) return;
+    this.traceIds = { traceId, spanId };
+    writeTrace(this);
   }
 
   get ended(): boolean {
@@ -115,7 +151,9 @@ export class ShellSession {
 
   /** Applies a component's own description of the shell (later calls override earlier ones). */
   configure(options: ShellOptions): void {
+    const before = this.shell;
     this.options = { ...this.options, ...definedOnly(options) };
+    writeDescription(this, before);
     this.observer?.reconfigured?.(this);
   }
 
@@ -131,14 +169,19 @@ export class ShellSession {
   }
 
   /** Ends the session once; later calls are ignored. Returns whether this call ended it. */
-  end(reason: ExitReason, error?: unknown): boolean {
+  end(reason: ExitReason, error?: unknown, exitCode?: number): boolean {
     if (this.ended) return false;
     this.exitReason = reason;
     this.endTime = now();
     this.fatalError = error;
+    this.exitCode = exitCode;
+    this.endEventId = newEventId();
+    // First of all: on disk before anything that could fail or be cut short.
+    writeEnd(this);
     for (const detach of this.#detach.splice(0)) detach();
     const reg = registry();
     reg.unflushed = true;
+    for (const listener of reg.endListeners) listener(this);
     if (this.observer !== undefined) {
       reg.live.delete(this);
       this.observer.ended(this);

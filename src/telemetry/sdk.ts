@@ -44,9 +44,9 @@ async function flushOf(target: Flushable): Promise<void> {
   if (typeof target.forceFlush === "function") await target.forceFlush();
 }
 
-async function delivery(): Promise<SpanProcessor[]> {
+async function delivery(spans = true): Promise<SpanProcessor[]> {
   try {
-    return await deliverySpanProcessors(process.env);
+    return await deliverySpanProcessors(process.env, { spans });
   } catch (error) {
     // Shells keep working and the other exporters keep exporting without delivery.
     diag.error(
@@ -89,13 +89,36 @@ function attach(instrumentation: ShellSessionInstrumentation, sessionProcessors:
   };
 }
 
+/**
+ * `OTEL_SDK_DISABLED=true`: no spans, no metrics, no exporters; but shells
+ * are still delivered to the tracker, which is an audit record and not
+ * telemetry (only `SHELL_SESSIONS_DELIVERY=off` turns it off).
+ */
+async function startWithoutSdk(instrumentation: ShellSessionInstrumentation): Promise<ShellTelemetry> {
+  const processors = await delivery(false);
+  const reg = registry();
+  const flush = async () => {
+    await Promise.allSettled(processors.map((p) => p.forceFlush()));
+  };
+  reg.flushers.add(flush);
+  const stopExitFlush = flushBeforeExit();
+  return {
+    mode: "disabled",
+    instrumentation,
+    forceFlush: flush,
+    async shutdown() {
+      stopExitFlush();
+      reg.flushers.delete(flush);
+      await Promise.allSettled(processors.map((p) => p.shutdown()));
+    },
+  };
+}
+
 export async function startSdk(options: ShellTelemetryOptions = {}): Promise<ShellTelemetry> {
   const { serviceName, spanProcessors: extra = [], metricReaders, ...config } = options;
   const reg = registry();
   const instrumentation = new ShellSessionInstrumentation({ ...config, enabled: false });
-  if (sdkDisabled()) {
-    return { mode: "disabled", instrumentation, forceFlush: async () => {}, shutdown: async () => {} };
-  }
+  if (sdkDisabled()) return startWithoutSdk(instrumentation);
   const sessionProcessors = [...(await delivery()), ...extra];
   if (globalTracerProviderRegistered()) return attach(instrumentation, sessionProcessors);
 

@@ -1,15 +1,18 @@
 /**
  * A process that exits in the moment between its first prompt and the SDK
- * having loaded cannot export or deliver that shell's session: it must say
- * so, and still exit exactly as it would have.
+ * having loaded: its shell's start and end are already written ahead, so the
+ * drain helper hands them to the spool (here the tracker is unreachable),
+ * and the process still exits exactly as it would have.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { Spool } from "../../src/exporter/spool.ts";
+import { waitFor } from "../exporter/support.ts";
 
 const REGISTER = fileURLToPath(new URL("../../dist/register.js", import.meta.url));
 const EXIT_AT_ONCE = `
@@ -19,29 +22,54 @@ process.exit(4);
 `;
 
 function run(extraEnv: NodeJS.ProcessEnv) {
-  return spawnSync(process.execPath, ["--import", REGISTER, "-e", EXIT_AT_ONCE], {
+  const dir = mkdtempSync(join(tmpdir(), "sss-early-"));
+  const result = spawnSync(process.execPath, ["--import", REGISTER, "-e", EXIT_AT_ONCE], {
     encoding: "utf8",
     timeout: 30_000,
     env: {
       ...process.env,
-      SHELL_SESSIONS_STATE_DIR: mkdtempSync(join(tmpdir(), "sss-early-")),
+      SHELL_SESSIONS_STATE_DIR: dir,
       SESSION_BUDDY_URL: "http://127.0.0.1:9/mcp",
+      // The helper gives up at once here: this test only looks at what it hands to the spool.
+      SHELL_SESSIONS_HELPER_TIMEOUT_MS: "0",
       OTEL_TRACES_EXPORTER: "none",
       OTEL_METRICS_EXPORTER: "none",
       OTEL_LOGS_EXPORTER: "none",
       ...extraEnv,
     },
   });
+  return { ...result, dir };
 }
 
-test("a shell that dies before telemetry has loaded is reported on stderr, and the exit status is kept", () => {
-  const result = run({});
-  assert.equal(result.status, 4);
-  assert.match(result.stderr, /otel-shell-sessions: 1 shell session ended before telemetry had finished loading/);
+async function spooledKinds(dir: string): Promise<string[]> {
+  return waitFor("the start and end in the spool, and the journal gone", () => {
+    const journals = readdirSync(join(dir, "journal")).filter((name) => name.includes(".jsonl"));
+    if (journals.length > 0 || !Spool.exists(join(dir, "spool.db"))) return undefined;
+    const spool = Spool.open(join(dir, "spool.db"), { limits: { maxEvents: 100, maxBytes: 1 << 20 } });
+    try {
+      const kinds = spool.batch(0, 10).map((row) => row.kind);
+      return kinds.length === 2 ? kinds : undefined;
+    } finally {
+      spool.close();
+    }
+  });
+}
+
+test("a shell that dies before telemetry has loaded is still recorded, and the exit status is kept", async () => {
+  const { status, stderr, dir } = run({});
+  assert.equal(status, 4);
+  assert.doesNotMatch(stderr, /not recorded/);
+  assert.deepEqual(await spooledKinds(dir), ["start", "end"]);
 });
 
-test("no such report when the SDK is switched off on purpose", () => {
-  const result = run({ OTEL_SDK_DISABLED: "true" });
-  assert.equal(result.status, 4);
-  assert.doesNotMatch(result.stderr, /not recorded/);
+test("the same with the SDK switched off: delivery does not depend on it", async () => {
+  const { status, dir } = run({ OTEL_SDK_DISABLED: "true" });
+  assert.equal(status, 4);
+  assert.deepEqual(await spooledKinds(dir), ["start", "end"]);
+});
+
+test("with SHELL_SESSIONS_DELIVERY=off nothing is written ahead", () => {
+  const { status, dir } = run({ SHELL_SESSIONS_DELIVERY: "off" });
+  assert.equal(status, 4);
+  assert.throws(() => readdirSync(join(dir, "journal")), /ENOENT/);
 });
