@@ -604,7 +604,11 @@ export class Spool {
     if (this.#closed) return;
     this.#closed = true;
     openSpools.delete(this);
-    this.#conn.db.close();
+    try {
+      this.#conn.db.close();
+    } catch {
+      // Already closed by a reconnection that failed (the directory was removed, say).
+    }
   }
 
   /**
