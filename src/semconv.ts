@@ -63,6 +63,7 @@ export const METRIC_SHELL_EMISSION_DURATION = "shell.emission.duration";
 export const METRIC_SHELL_EMISSIONS = "shell.emissions";
 export const METRIC_SHELL_EXPORTER_CIRCUIT_STATE = "shell.exporter.circuit.state";
 export const METRIC_SHELL_SPOOL_DEPTH = "shell.spool.depth";
+export const METRIC_SHELL_SPOOL_LOST = "shell.spool.lost";
 
 // Tracker server metrics
 export const METRIC_SHELL_TRACKER_SESSIONS_STARTED = "shell.tracker.sessions.started";

@@ -26,10 +26,12 @@ import {
   METRIC_SHELL_EMISSIONS,
   METRIC_SHELL_EXPORTER_CIRCUIT_STATE,
   METRIC_SHELL_SPOOL_DEPTH,
+  METRIC_SHELL_SPOOL_LOST,
   SCOPE_NAME,
 } from "../semconv.ts";
 import type { CircuitState } from "./breaker.ts";
 import { CLIENT_INFO } from "./client.ts";
+import { spoolLostEvents } from "./spool.ts";
 
 /** Our value of `otel.component.type` (the semantic conventions allow custom exporter types). */
 export const COMPONENT_TYPE = "mcp_session_exporter";
@@ -84,6 +86,14 @@ export class DeliveryMetrics {
       unit: "{event}",
     });
     depth.addCallback((result) => result.observe(this.#sources.spoolDepth(), this.#component));
+    // The spool file's own count, so losses no emission saw (rows a damaged file could not give back, losses
+    // counted by other processes) show too. Read from what the spool last read: no database read here.
+    const lost = meter.createObservableGauge(METRIC_SHELL_SPOOL_LOST, {
+      description:
+        "Session events the local spool counts as lost: refused by its bounds, not writable (full disk), or unreadable in a damaged spool file",
+      unit: "{event}",
+    });
+    lost.addCallback((result) => result.observe(spoolLostEvents(), this.#component));
     this.#instruments = {
       provider,
       emissionDuration: meter.createHistogram(METRIC_SHELL_EMISSION_DURATION, {

@@ -136,14 +136,14 @@ test("quarantine moves a row aside with its reason; stats count it", (t) => {
   assert.equal(spool.quarantined(10)[0]?.reason, "its payload is not JSON");
 });
 
-test("a spool file SQLite cannot read is moved aside with a warning and a fresh one is used", (t) => {
+test("a spool file SQLite cannot read is moved aside with a warning and a fresh one is used (see spool-integrity)", (t) => {
   const dir = tempDir(t);
   const path = join(dir, "spool.db");
   writeFileSync(path, "this is not a database, just some bytes that are long enough to have a header".repeat(20));
   const warnings: string[] = [];
   const spool = openSpool(t, path, { onWarning: (m) => warnings.push(m) });
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0] ?? "", /could not be read .* moved it to .*spool\.db\.corrupt-\d+/);
+  assert.match(warnings[0] ?? "", /was damaged .* the damaged file is kept at .*spool\.db\.corrupt-\d+/);
   assert.ok(readdirSync(dir).some((f) => f.startsWith("spool.db.corrupt-")));
   spool.put([start()]);
   assert.equal(spool.count(), 1);

@@ -11,14 +11,16 @@ otel-shell-sessions on this host delivers them in the background; this command
 shows them, or delivers them now.
 
   spool                 list waiting events: counts per state, the oldest one's age,
-                        and per event its type, component, session, attempts and last error
+                        and per event its type, component, session, attempts and last error;
+                        the events lost and those salvaged from a damaged spool file
     --json              the same as JSON
     --limit N           list at most N events (default 50)
 
   spool drain           deliver every waiting event now, in order (a session's start
                         before its end), including ones rejected before (after you fixed
                         the credentials). Prints a summary; exits 0 when nothing is left,
-                        1 when events are still waiting, 2 on bad usage.
+                        1 when events are still waiting (it says how many and why), 2 on
+                        bad usage.
     --url URL           tracker over Streamable HTTP (default: $SESSION_BUDDY_URL,
                         else http://127.0.0.1:8678/mcp)
     --command CMD       spawn the tracker over stdio instead (default: $SESSION_BUDDY_COMMAND),
@@ -78,18 +80,20 @@ async function show(json: boolean, limit: number): Promise<number> {
   const path = spoolPathFor(process.env);
   if (!Spool.exists(path)) {
     if (json) {
-      process.stdout.write(
-        `${JSON.stringify({ path, pending: 0, rejected: 0, quarantined: 0, lost: 0, oldest_age_seconds: null, events: [] }, null, 2)}\n`,
-      );
+      const empty = { path, pending: 0, rejected: 0, quarantined: 0, lost: 0, salvaged: 0, oldest_age_seconds: null };
+      process.stdout.write(`${JSON.stringify({ ...empty, events: [], salvages: [] }, null, 2)}\n`);
     } else {
       process.stdout.write(`The spool is empty (no spool at ${path}).\n`);
     }
     return 0;
   }
-  const spool = Spool.open(path, {
-    limits: { maxEvents: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER },
-    onWarning: (m) => process.stderr.write(`shell-sessions spool: ${m}\n`),
-  });
+  let spool: import("../../exporter/spool.ts").Spool;
+  try {
+    spool = openForCli(Spool, path);
+  } catch (error) {
+    process.stderr.write(`shell-sessions spool: cannot read the spool ${path}: ${(error as Error).message}\n`);
+    return 1;
+  }
   try {
     const stats = spool.stats();
     const rows = spool.batch(0, limit);
@@ -107,10 +111,11 @@ async function show(json: boolean, limit: number): Promise<number> {
       last_error: r.lastError,
     }));
     const oldest = stats.oldestCreatedAt === null ? null : Math.round((now - stats.oldestCreatedAt) / 1000);
+    const salvages = spool.salvages(limit);
     if (json) {
-      const quarantined = spool.quarantined(limit);
+      const quarantine = spool.quarantined(limit);
       process.stdout.write(
-        `${JSON.stringify({ path, ...stats, oldest_age_seconds: oldest, events, quarantine: quarantined }, null, 2)}\n`,
+        `${JSON.stringify({ path, ...stats, oldest_age_seconds: oldest, events, quarantine, salvages }, null, 2)}\n`,
       );
       return 0;
     }
@@ -119,7 +124,11 @@ async function show(json: boolean, limit: number): Promise<number> {
       `Spool: ${path}`,
       `Waiting: ${waiting} (pending ${stats.pending}, rejected ${stats.rejected})` +
         (oldest !== null ? `, oldest ${age(oldest * 1000)} old` : ""),
-      `Quarantined: ${stats.quarantined}   Lost: ${stats.lost}`,
+      `Quarantined: ${stats.quarantined}   Lost: ${stats.lost}   Salvaged: ${stats.salvaged}`,
+      ...salvages.map(
+        (r) =>
+          `Damaged spool file replaced ${new Date(r.at).toISOString()}: salvaged ${r.salvaged}, lost ${r.lost ?? "unknown (nothing in it was readable)"}; kept at ${r.aside}`,
+      ),
     ];
     if (events.length > 0) {
       const header = ["SEQ", "TYPE", "STATE", "COMPONENT", "SESSION", "AGE", "ATTEMPTS", "LAST ERROR"];
@@ -145,8 +154,48 @@ async function show(json: boolean, limit: number): Promise<number> {
     if (waiting > 0) lines.push("", "Deliver them now with: shell-sessions spool drain");
     process.stdout.write(`${lines.join("\n")}\n`);
     return 0;
+  } catch (error) {
+    process.stderr.write(`shell-sessions spool: cannot read the spool ${path}: ${(error as Error).message}\n`);
+    return 1;
   } finally {
     spool.close();
+  }
+}
+
+type SpoolClass = typeof import("../../exporter/spool.ts").Spool;
+
+/** The spool for reading here: no bounds (nothing is written but a salvage), warnings to stderr. */
+function openForCli(Spool: SpoolClass, path: string): import("../../exporter/spool.ts").Spool {
+  return Spool.open(path, {
+    limits: { maxEvents: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER },
+    onWarning: (m) => process.stderr.write(`shell-sessions spool: ${m}\n`),
+  });
+}
+
+/**
+ * What is still waiting, read from the spool itself rather than taken from
+ * the drain's summary (which cannot see a spool it failed to read), with the
+ * reason the oldest waiting event gave; undefined when nothing waits.
+ */
+function stillWaiting(Spool: SpoolClass, path: string): { count: number; why: string } | undefined {
+  let spool: import("../../exporter/spool.ts").Spool | undefined;
+  try {
+    spool = openForCli(Spool, path);
+    const stats = spool.stats();
+    const count = stats.pending + stats.rejected;
+    if (count === 0) return undefined;
+    const [oldest] = spool.batch(0, 1);
+    const why =
+      stats.rejected > 0
+        ? `${stats.rejected} rejected by the tracker${oldest?.lastError ? ` (${oldest.lastError})` : ""}`
+        : oldest?.lastError
+          ? `the last attempt failed: ${oldest.lastError}`
+          : "not attempted before the timeout";
+    return { count, why };
+  } catch (error) {
+    return { count: Number.NaN, why: `the spool cannot be read: ${(error as Error).message}` };
+  } finally {
+    spool?.close();
   }
 }
 
@@ -233,13 +282,14 @@ async function drain(args: string[]): Promise<number> {
     process.stderr.write("shell-sessions spool drain: another process is draining this spool now; try again shortly\n");
     return 1;
   }
-  const parts = [`delivered ${total.delivered}`, `rejected ${total.rejected}`, `still waiting ${total.waiting}`];
+  const left = stillWaiting(Spool, options.spoolPath);
+  const waiting = left === undefined ? 0 : Number.isNaN(left.count) ? "unknown" : left.count;
+  const parts = [`delivered ${total.delivered}`, `rejected ${total.rejected}`, `still waiting ${waiting}`];
   if (total.quarantined > 0) parts.push(`quarantined ${total.quarantined}`);
   process.stdout.write(`${parts.join(", ")}\n`);
-  if (total.waiting > 0) {
-    process.stderr.write(
-      `shell-sessions spool drain: ${total.waiting} event(s) still waiting; see them with: shell-sessions spool\n`,
-    );
+  if (left !== undefined) {
+    const how = Number.isNaN(left.count) ? "events may still be waiting" : `${left.count} event(s) still waiting`;
+    process.stderr.write(`shell-sessions spool drain: ${how}: ${left.why}; see them with: shell-sessions spool\n`);
     return 1;
   }
   return 0;
