@@ -68,6 +68,7 @@ import { CLIENT_INFO, McpConnection } from "./client.ts";
 import { Credentials } from "./credentials.ts";
 import { classifyError, DeliveryFailure, fromResultError } from "./errors.ts";
 import type { EndPayload, StartPayload } from "./events.ts";
+import { ingestJournals, journalDirOf } from "./ingest.ts";
 import type { Logger } from "./log.ts";
 import { DeliveryMetrics, type EventType } from "./metrics.ts";
 import { type DeliveryOptions, describeTransport } from "./options.ts";
@@ -681,6 +682,8 @@ export class SessionDelivery {
       const job = byId.get(input.eventId);
       if (job) this.#lose(job, reason, false);
     }
+    // Acknowledged already (another process delivered them from the journal or the spool): nothing left to do.
+    for (const id of result.delivered) byId.get(id)?.session.settled?.(id, "acked");
     try {
       this.#spoolDepth = spool.count();
     } catch {
@@ -743,7 +746,10 @@ export class SessionDelivery {
 
   async #drainPass(options: DrainOptions): Promise<DrainSummary> {
     const summary: DrainSummary = { busy: false, delivered: 0, rejected: 0, failed: 0, quarantined: 0, waiting: 0 };
-    if (this.#stopped || (!this.#spool && !Spool.exists(this.#o.spoolPath))) return summary;
+    if (this.#stopped) return summary;
+    // What processes that are gone wrote ahead and no helper took: every pass hands it to the spool first.
+    ingestJournals(journalDirOf(this.#o.spoolPath), () => this.#openSpool(), this.#log);
+    if (!this.#spool && !Spool.exists(this.#o.spoolPath)) return summary;
     const spool = this.#openSpool();
     if (!spool) return { ...summary, waiting: 0 };
     if (this.#mode === "live" && this.#active === 0) this.#startLinger();

@@ -21,8 +21,12 @@ import { createLogger, type Logger, parseLogLevel } from "./log.ts";
 import { type DeliveryOptions, ENV, resolveDeliveryOptions } from "./options.ts";
 import { Spool } from "./spool.ts";
 
-/** Longest pause between passes while the tracker does not answer. */
-const MAX_PAUSE_MS = 60_000;
+/**
+ * Longest pause between passes while the tracker does not answer: short,
+ * because one helper drains for every process of the host, and a tracker
+ * that comes back should not wait long for it.
+ */
+const MAX_PAUSE_MS = 5_000;
 /** How often the parent is looked for, in case the pipe cannot tell. */
 const PARENT_POLL_MS = 5_000;
 
@@ -78,12 +82,16 @@ function releaseLock(path: string): void {
   }
 }
 
-function deliverable(options: DeliveryOptions, log: Logger): number {
-  if (!Spool.exists(options.spoolPath)) return 0;
-  const spool = Spool.open(options.spoolPath, {
+function openSpool(options: DeliveryOptions, log: Logger): Spool {
+  return Spool.open(options.spoolPath, {
     limits: { maxEvents: options.spoolMaxEvents, maxBytes: options.spoolMaxBytes },
     onWarning: (m) => log.warn(m),
   });
+}
+
+function deliverable(options: DeliveryOptions, log: Logger): number {
+  if (!Spool.exists(options.spoolPath)) return 0;
+  const spool = openSpool(options, log);
   try {
     return spool.stats().pending;
   } finally {
@@ -109,6 +117,18 @@ async function drainUntil(options: DeliveryOptions, log: Logger, deadline: numbe
   }
 }
 
+function ingest(journalPath: string, options: DeliveryOptions, log: Logger): void {
+  let spool: Spool | undefined;
+  try {
+    const ingested = ingestJournals(dirname(journalPath), () => (spool = openSpool(options, log)), log, journalPath);
+    if (ingested.journals > 0) {
+      log.info(`handed ${ingested.spooled} event(s) of ${ingested.journals} journal(s) to the spool`);
+    }
+  } finally {
+    spool?.close();
+  }
+}
+
 async function main(): Promise<void> {
   const [journalPath = "", parentText = ""] = process.argv.slice(2);
   const env = process.env;
@@ -120,19 +140,7 @@ async function main(): Promise<void> {
   if (!resolved.enabled) return;
   const options = resolved.options;
   const deadline = Date.now() + options.helperTimeoutMs;
-
-  const spool = Spool.open(options.spoolPath, {
-    limits: { maxEvents: options.spoolMaxEvents, maxBytes: options.spoolMaxBytes },
-    onWarning: (m) => log.warn(m),
-  });
-  try {
-    const ingested = ingestJournals(dirname(journalPath), spool, log, journalPath);
-    if (ingested.journals > 0) {
-      log.info(`handed ${ingested.spooled} event(s) of ${ingested.journals} journal(s) to the spool`);
-    }
-  } finally {
-    spool.close();
-  }
+  ingest(journalPath, options, log);
 
   const lock = `${options.spoolPath}.helper`;
   while (deliverable(options, log) > 0 && takeLock(lock)) {

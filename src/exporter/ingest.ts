@@ -8,9 +8,9 @@
  * claimer died is taken over.
  */
 import { readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { sanitizeComponentName } from "../contract/index.ts";
-import { JOURNAL_SUFFIX, journalPid } from "../journal/journal.ts";
+import { JOURNAL_DIR_NAME, JOURNAL_SUFFIX, journalPid } from "../journal/journal.ts";
 import { foldJournal, type PendingEvent, parseJournal, pendingEvents } from "../journal/records.ts";
 import { endPayloadOf, startPayloadOf } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -84,27 +84,50 @@ function ingestClaimed(claimed: string, spool: Spool, log: Logger, summary: Inge
   unlinkSync(claimed);
 }
 
+/** The journal directory beside a spool file. */
+export function journalDirOf(spoolPath: string): string {
+  return join(dirname(spoolPath), JOURNAL_DIR_NAME);
+}
+
 /**
- * Ingests the journals in `dir` whose processes are gone (and `own`, whose
- * process is known to be gone). Never throws for one bad journal: it is left
- * in place and reported.
+ * The journals in `dir` that no living process answers for: those of
+ * processes that are gone (and `own`, whose process is known to be gone),
+ * and claims of helpers that died while ingesting.
  */
-export function ingestJournals(dir: string, spool: Spool, log: Logger, own?: string): IngestSummary {
-  const summary: IngestSummary = { journals: 0, spooled: 0, lost: 0, unreadable: 0 };
+export function orphanJournals(dir: string, own?: string): { path: string; base: string }[] {
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
-    return summary;
+    return [];
   }
+  const orphans: { path: string; base: string }[] = [];
   for (const name of names) {
     const path = join(dir, name);
-    const claimedBy = name.includes(CLAIM) ? Number(name.slice(name.lastIndexOf(CLAIM) + CLAIM.length)) : undefined;
-    const base = claimedBy === undefined ? name : name.slice(0, name.lastIndexOf(CLAIM));
+    const at = name.lastIndexOf(CLAIM);
+    const base = at < 0 ? name : name.slice(0, at);
     if (!base.endsWith(JOURNAL_SUFFIX)) continue;
-    if (claimedBy !== undefined ? processAlive(claimedBy) : path !== own && processAlive(journalPid(base) ?? 0)) {
-      continue;
-    }
+    const owner = at < 0 ? journalPid(base) : Number(name.slice(at + CLAIM.length));
+    if (path === own || !processAlive(owner ?? 0)) orphans.push({ path, base });
+  }
+  return orphans;
+}
+
+/**
+ * Hands the orphaned journals of `dir` to the spool (opened only if there
+ * are any). Never throws for one bad journal: it is left in place and reported.
+ */
+export function ingestJournals(
+  dir: string,
+  openSpool: () => Spool | undefined,
+  log: Logger,
+  own?: string,
+): IngestSummary {
+  const summary: IngestSummary = { journals: 0, spooled: 0, lost: 0, unreadable: 0 };
+  const orphans = orphanJournals(dir, own);
+  const spool = orphans.length > 0 ? openSpool() : undefined;
+  if (spool === undefined) return summary;
+  for (const { path, base } of orphans) {
     const claimed = join(dir, `${base}${CLAIM}${process.pid}`);
     try {
       renameSync(path, claimed);

@@ -20,7 +20,7 @@ import { startTracker, type TrackerProcess } from "../helpers/tracker.ts";
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const REGISTER = fileURLToPath(new URL("../../dist/register.js", import.meta.url));
 const LEASE_SECONDS = 2;
-const BATCH = 6;
+const BATCH = 11;
 
 type Moment = "at start" | "after prompt" | "mid-session";
 const MOMENTS: Moment[] = ["at start", "after prompt", "mid-session"];
@@ -40,7 +40,12 @@ const signal = (name: NodeJS.Signals) => (shell: PtyShell) => {
 };
 
 const WAYS: Way[] = [
-  { name: ".exit", act: "exit_command", take: (s) => s.type(".exit"), expect: { status: "ended", reason: "exit_command" } },
+  {
+    name: ".exit",
+    act: "exit_command",
+    take: (s) => s.type(".exit"),
+    expect: { status: "ended", reason: "exit_command" },
+  },
   { name: "Ctrl-D", act: "eof", take: (s) => s.write(KEY.ctrlD), expect: { status: "ended", reason: "eof" } },
   {
     name: "Ctrl-C twice",
@@ -69,9 +74,9 @@ const WAYS: Way[] = [
     expect: { status: "ended", reason: "process_exit", code: 6 },
   },
   {
-    name: "uncaught exception",
+    name: "uncaught exception (host code)",
     act: "uncaught_error",
-    take: (s) => s.type("setTimeout(() => { throw new Error('fatal') })"),
+    take: signal("SIGUSR2"),
     expect: { status: "ended", reason: "uncaught_error" },
   },
   {
@@ -114,7 +119,9 @@ function shellEnvFor(tracker: TrackerProcess, dir: string): NodeJS.ProcessEnv {
 }
 
 async function runOne(way: Way, moment: Moment, env: NodeJS.ProcessEnv): Promise<Run> {
-  const args = way.customSdk ? [join(FIXTURES, "exit-host.mjs")] : ["--import", REGISTER, join(FIXTURES, "exit-host.mjs")];
+  const args = way.customSdk
+    ? [join(FIXTURES, "exit-host.mjs")]
+    : ["--import", REGISTER, join(FIXTURES, "exit-host.mjs")];
   const shell = spawnPty(args, {
     env: {
       ...env,
@@ -156,7 +163,8 @@ function verdict(run: Run, sessions: SessionRecord[]): string | undefined {
   const { status, reason, code } = run.way.expect;
   if (session.status !== status) return `status ${session.status}`;
   if (reason !== undefined && session.exit_reason !== reason) return `exit_reason ${session.exit_reason}`;
-  if (code !== undefined && session.end_metadata?.exit_code !== code) return `exit_code ${session.end_metadata?.exit_code}`;
+  if (code !== undefined && session.end_metadata?.exit_code !== code)
+    return `exit_code ${session.end_metadata?.exit_code}`;
   return undefined;
 }
 
