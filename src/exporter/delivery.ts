@@ -66,12 +66,13 @@ import {
 import { Breaker } from "./breaker.ts";
 import { CLIENT_INFO, McpConnection } from "./client.ts";
 import { Credentials } from "./credentials.ts";
+import { answers, embeddedEnv, embeddedTracker } from "./embedded.ts";
 import { classifyError, DeliveryFailure, fromResultError } from "./errors.ts";
 import type { EndPayload, StartPayload } from "./events.ts";
 import { ingestJournals, journalDirOf } from "./ingest.ts";
 import type { Logger } from "./log.ts";
 import { DeliveryMetrics, type EventType } from "./metrics.ts";
-import { type DeliveryOptions, describeTransport } from "./options.ts";
+import { type DeliveryOptions, describeTransport, type TransportSpec } from "./options.ts";
 import { Spool, type SpoolInput, type SpoolRow } from "./spool.ts";
 
 const PROPAGATOR = new CompositePropagator({
@@ -141,6 +142,12 @@ interface Job {
   row?: SpoolRow;
 }
 
+/** The tracker events go to, and the environment a stdio tracker is started with. */
+interface Target {
+  transport: TransportSpec;
+  env: NodeJS.ProcessEnv;
+}
+
 type Delivered = { ok: true; trackerSessionId?: string } | { ok: false; failure: DeliveryFailure };
 
 export interface DrainSummary {
@@ -199,6 +206,8 @@ export class SessionDelivery {
   #lingerTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #epoch = 0;
+  #choosing: Promise<Target> | undefined;
+  #target: Target | undefined;
   #exiting = false;
   #stopped = false;
   readonly #onExit = () => this.#exitNow();
@@ -424,6 +433,7 @@ export class SessionDelivery {
       return { ok: true, ...(trackerSessionId !== undefined ? { trackerSessionId } : {}) };
     } catch (error) {
       const failure = classifyError(error);
+      this.#reconsiderTarget(failure);
       const outcome: EmissionOutcome =
         failure.kind === "rejected" ? "rejected" : failure.kind === "short_circuited" ? "short_circuited" : "failed";
       if (failure.kind !== "aborted") this.#metrics.emission(type, outcome, seconds());
@@ -453,8 +463,10 @@ export class SessionDelivery {
     const session = job.session;
     // Built first: building the start settles the component name the token is minted for.
     const base = job.payload() as Record<string, unknown>;
+    // Chosen before minting: choosing the local store creates the secret the token is signed with.
+    await this.#chooseTarget();
     const token = await this.#credentials.tokenFor(session.component);
-    const connection = this.#connection(token);
+    const connection = await this.#connection(token);
     const tool = job.kind === "start" ? TOOL_NAMES.start : TOOL_NAMES.end;
     const args: Record<string, unknown> =
       job.kind === "start" ? { ...base } : { ...base, session_id: session.trackerSessionId };
@@ -504,7 +516,7 @@ export class SessionDelivery {
           [ATTR_MCP_METHOD_NAME]: "tools/call",
           [ATTR_GEN_AI_TOOL_NAME]: tool,
           [ATTR_GEN_AI_OPERATION_NAME]: "execute_tool",
-          [ATTR_NETWORK_TRANSPORT]: this.#o.transport.kind === "http" ? "tcp" : "pipe",
+          [ATTR_NETWORK_TRANSPORT]: (this.#target?.transport ?? this.#o.transport).kind === "http" ? "tcp" : "pipe",
         },
       },
       parent,
@@ -527,16 +539,48 @@ export class SessionDelivery {
     }
   }
 
-  #connection(token: string | undefined): McpConnection {
+  /**
+   * Where events go: the configured tracker; or, for the embedded default,
+   * the default URL if something answers there, else the local store's
+   * tracker over stdio (embedded.ts). Decided at the first call, and again
+   * after the chosen tracker proved unreachable.
+   */
+  #chooseTarget(): Promise<Target> {
+    this.#choosing ??= (async () => {
+      const configured = this.#o.transport;
+      if (!this.#o.embedded || configured.kind !== "http" || (await answers(configured.url))) {
+        return { transport: configured, env: this.#o.env };
+      }
+      this.#log.debug(`nothing answers at ${describeTransport(configured)}: recording sessions in the local store`);
+      return { transport: embeddedTracker(), env: embeddedEnv(this.#o.env) };
+    })().then((target) => {
+      this.#target = target;
+      return target;
+    });
+    return this.#choosing;
+  }
+
+  /** Forgets the embedded default's choice once its tracker proved unreachable, so the next call looks again. */
+  #reconsiderTarget(failure: DeliveryFailure): void {
+    if (this.#o.embedded && failure.errorType === "econnrefused" && this.#target !== undefined) {
+      this.#choosing = undefined;
+      this.#target = undefined;
+      this.#closeConnections();
+      this.#connections.clear();
+    }
+  }
+
+  async #connection(token: string | undefined): Promise<McpConnection> {
+    const { transport, env } = await this.#chooseTarget();
     // Over HTTP the Bearer header is per connection, so each credential has its own; stdio has one server.
-    const key = this.#o.transport.kind === "stdio" ? "stdio" : (token ?? "");
+    const key = transport.kind === "stdio" ? "stdio" : (token ?? "");
     let connection = this.#connections.get(key);
     if (!connection) {
       connection = new McpConnection({
-        transport: this.#o.transport,
+        transport,
         timeoutMs: this.#o.callTimeoutMs,
-        bearer: this.#o.transport.kind === "http" ? token : undefined,
-        env: this.#o.env,
+        bearer: transport.kind === "http" ? token : undefined,
+        env,
         log: this.#log,
       });
       this.#connections.set(key, connection);
@@ -564,7 +608,7 @@ export class SessionDelivery {
       const started = performance.now();
       try {
         const token = await this.#credentials.tokenFor(session.component);
-        const connection = this.#connection(token);
+        const connection = await this.#connection(token);
         // Heartbeats are an extra of our tracker: only sent where the server lists the tool.
         if (!(await connection.supports(TOOL_NAMES.heartbeat))) return;
         await this.#breaker.fire(() =>

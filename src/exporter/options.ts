@@ -40,8 +40,12 @@ export const DEFAULTS = {
   rejectedRetryMs: 15 * 60_000,
   /** Well under the tracker's default lease of 300 s; 0 turns heartbeats off. */
   heartbeatMs: 60_000,
-  /** Once no session is active, delivery keeps the process alive at most this long; what is left goes to the spool. */
-  exitGraceMs: 1_000,
+  /**
+   * Once no session is active, delivery keeps the process alive at most this
+   * long to send what is left (a warm call takes milliseconds); the rest is
+   * delivered by the drain helper from the journal, so exits stay instant.
+   */
+  exitGraceMs: 100,
   /** forceFlush waits at most this long for sends in flight (they are spooled first, so waiting is only an optimisation). */
   flushTimeoutMs: 1_500,
   /** A later process starts draining the spool this long after start-up, away from the first prompt. */
@@ -84,6 +88,11 @@ export type TransportSpec = { kind: "http"; url: URL } | { kind: "stdio"; comman
 
 export interface DeliveryOptions {
   transport: TransportSpec;
+  /**
+   * Nothing was configured: `transport` is the default URL, and when nothing
+   * answers there, sessions go to the local store instead (embedded.ts).
+   */
+  embedded: boolean;
   /** A ready JWT (`SESSION_BUDDY_TOKEN`), used for every component. */
   token: string | undefined;
   /** The environment to read the secret from (env var or the local tracker's secret file), and to pass to a stdio server. */
@@ -243,6 +252,7 @@ export function resolveDeliveryOptions(
   const token = env[ENV.token]?.trim() || undefined;
   const options: DeliveryOptions = {
     transport,
+    embedded: !(commandText?.trim() || urlText?.trim()),
     token,
     env,
     spoolPath: spoolPathFor(env),
