@@ -45,7 +45,7 @@ export const DEFAULTS = {
    * long to send what is left (a warm call takes milliseconds); the rest is
    * delivered by the drain helper from the journal, so exits stay instant.
    */
-  exitGraceMs: 100,
+  exitGraceMs: 250,
   /** forceFlush waits at most this long for sends in flight (they are spooled first, so waiting is only an optimisation). */
   flushTimeoutMs: 1_500,
   /** A later process starts draining the spool this long after start-up, away from the first prompt. */

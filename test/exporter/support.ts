@@ -95,6 +95,8 @@ export function deliveryEnv(stateDir: string, extra: NodeJS.ProcessEnv = {}): No
     SHELL_SESSIONS_BREAKER_RESET_MS: "500",
     SHELL_SESSIONS_SPOOL_RETRY_MS: "200",
     SHELL_SESSIONS_RETRY_MAX_ELAPSED_MS: "2000",
+    // These tests follow events through the in-process delivery: it gets time to finish once the last session ends.
+    SHELL_SESSIONS_EXIT_GRACE_MS: "3000",
     ...extra,
   };
 }
