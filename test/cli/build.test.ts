@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { copyPackage, type PackageCopy, ROOT, runCommand, userEnv } from "../helpers/package-copy.ts";
+import { copyPackage, type PackageCopy, ROOT, runCommand, userEnv } from "./package-copy.ts";
 
 const { version, bin } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
   version: string;
