@@ -36,7 +36,7 @@ const MISUSES: Misuse[] = [
 
 function run(args: string[], stateDir: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const env = { ...process.env, SHELL_SESSIONS_STATE_DIR: stateDir, SESSION_BUDDY_SECRET: "" };
+    const env: NodeJS.ProcessEnv = { ...process.env, SHELL_SESSIONS_STATE_DIR: stateDir, SESSION_BUDDY_SECRET: "" };
     delete env.SHELL_SESSIONS_STORE;
     execFile(
       process.execPath,
