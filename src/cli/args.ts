@@ -5,8 +5,12 @@
  * stderr with exit 2. A flag that means the same in every subcommand
  * (`--store`) is checked here too, before the command starts anything.
  */
-import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
 import { parseStoreSpec } from "../store/spec.ts";
+
+// node:util through its CommonJS exports (its ES module facade costs more), so
+// that `shell`, which opens as fast as a bare REPL, can parse with this too.
+const { parseArgs } = process.getBuiltinModule("node:util");
 
 export interface CommandSpec<O extends ParseArgsOptionsConfig> {
   /** As typed after `shell-sessions`, e.g. `list` or `spool drain`. */
@@ -14,6 +18,8 @@ export interface CommandSpec<O extends ParseArgsOptionsConfig> {
   usage: string;
   options: O;
   allowPositionals?: boolean;
+  /** Accept `--no-FLAG` for boolean flags. */
+  allowNegative?: boolean;
 }
 
 const HELP = { help: { type: "boolean", short: "h" } } as const;
@@ -22,6 +28,7 @@ type Config<O extends ParseArgsOptionsConfig> = {
   args: string[];
   options: O & typeof HELP;
   allowPositionals: boolean;
+  allowNegative: boolean;
   strict: true;
 };
 export type ParsedArgs<O extends ParseArgsOptionsConfig> = ReturnType<typeof parseArgs<Config<O>>>;
@@ -90,6 +97,7 @@ function parse<O extends ParseArgsOptionsConfig>(spec: CommandSpec<O>, args: str
       args: attachDashValues(args, options),
       options,
       allowPositionals: spec.allowPositionals ?? false,
+      allowNegative: spec.allowNegative ?? false,
       strict: true,
     });
   } catch (error) {
