@@ -11,7 +11,7 @@
  * Messages are made safe to log: server text is sanitised and anything that
  * looks like a JWT is redacted.
  */
-import { ContractError, type ErrorCode, safeServerText } from "../contract/index.ts";
+import { ContractError, ErrorCode, safeServerText } from "../contract/index.ts";
 
 export type FailureKind = "transient" | "rejected" | "short_circuited" | "aborted";
 
@@ -81,6 +81,35 @@ function messageOf(error: unknown): string {
   return String(error);
 }
 
+/**
+ * The JSON-RPC error in an HTTP error body, which the MCP SDK quotes whole in
+ * its message ("Error POSTing to endpoint: {…}"): our tracker puts its error
+ * code in `error.data.code`.
+ */
+function rpcErrorInBody(message: string): { message?: string; code?: string } | undefined {
+  const start = message.indexOf("{");
+  if (start < 0) return undefined;
+  try {
+    const body = JSON.parse(message.slice(start)) as { error?: { message?: unknown; data?: { code?: unknown } } };
+    const text = body.error?.message;
+    const code = body.error?.data?.code;
+    return {
+      ...(typeof text === "string" ? { message: text } : {}),
+      ...(typeof code === "string" ? { code } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** HTTP 401/403: named by the tracker's error code (as a result error would be), told in its own words. */
+function credentialsRefused(status: 401 | 403, message: string): DeliveryFailure {
+  const rpc = rpcErrorInBody(message);
+  const known = ErrorCode.safeParse(rpc?.code);
+  const errorType = status === 401 ? "unauthenticated" : known.success ? known.data : `http_${status}`;
+  return new DeliveryFailure("rejected", errorType, rpc?.message ?? message, true);
+}
+
 /** Sort a thrown error into a DeliveryFailure. Never throws. */
 export function classifyError(error: unknown): DeliveryFailure {
   if (error instanceof DeliveryFailure) return error;
@@ -90,18 +119,11 @@ export function classifyError(error: unknown): DeliveryFailure {
     const ctor = (error as { constructor?: { name?: string } }).constructor?.name;
     const numeric = (error as { code?: unknown }).code;
     if (ctor === "StreamableHTTPError" && typeof numeric === "number") {
-      if (numeric === 401 || numeric === 403) {
-        return new DeliveryFailure(
-          "rejected",
-          `http_${numeric}`,
-          `the tracker refused the credentials: ${message}`,
-          true,
-        );
-      }
+      if (numeric === 401 || numeric === 403) return credentialsRefused(numeric, message);
       if (numeric === 413) return new DeliveryFailure("rejected", "http_413", message);
       return new DeliveryFailure("transient", numeric > 0 ? `http_${numeric}` : "http_error", message);
     }
-    if (ctor === "UnauthorizedError") return new DeliveryFailure("rejected", "http_401", message, true);
+    if (ctor === "UnauthorizedError") return new DeliveryFailure("rejected", "unauthenticated", message, true);
     if ((error as { name?: unknown }).name === "McpError" && typeof numeric === "number") {
       if (numeric === MCP_REQUEST_TIMEOUT) return new DeliveryFailure("transient", "timeout", message);
       if (numeric === MCP_CONNECTION_CLOSED) return new DeliveryFailure("transient", "connection_closed", message);

@@ -38,8 +38,13 @@ export const ATTR_SHELL_EVAL_INDEX = "shell.eval.index";
 /** Name of the object this instrumentation puts into a shell's context by default. */
 export const DEFAULT_CONTEXT_NAME = "session";
 
-/** Component name when neither the caller nor the environment gives one (OpenTelemetry's default service name). */
-export const UNKNOWN_COMPONENT = "unknown_service:node";
+/**
+ * Component name when neither the caller nor the environment gives one:
+ * OpenTelemetry's default service name (`unknown_service:node`) spelled as a
+ * component name may be (`^[a-zA-Z0-9_-]+$`), so that span, shell metrics,
+ * tracker store and tracker metrics all carry the same value.
+ */
+export const UNKNOWN_COMPONENT = "unknown_service_node";
 
 /** Bucket boundaries (seconds) for session durations: admin shells last from seconds to a working day. */
 export const SESSION_DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800];

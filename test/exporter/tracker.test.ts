@@ -203,7 +203,11 @@ test("a Bearer token the tracker refuses (HTTP 401): rejected, logged once, kept
   await h.provider.shutdown();
   const rejections = h.warnings.filter((w) => /refused our credentials/.test(w));
   assert.equal(rejections.length, 1, "logged once");
-  assert.match(rejections[0] ?? "", /http_401/);
+  assert.match(
+    rejections[0] ?? "",
+    /refused our credentials \(unauthenticated\): unauthenticated: token signature is invalid/,
+  );
+  assert.doesNotMatch(rejections[0] ?? "", /jsonrpc/, "the tracker's words, not its raw JSON body");
   assert.equal((await storedSessions(tracker.store)).sessions.length, 0, "nothing was written");
   const fixed = await runCli(["spool", "drain"], {
     SHELL_SESSIONS_STATE_DIR: dir,

@@ -176,7 +176,7 @@ describe("shell-sessions list and show", () => {
 
   test("a store spec that cannot work is refused clearly, without echoing a password", async () => {
     const result = await runCli(["list", "--store", "mysql://root:hunter2@db/x"], env);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2, "a bad flag is misuse: exit 2 with usage");
     assert.match(result.stderr, /--store: unsupported scheme "mysql:"/);
     assert.ok(!result.stderr.includes("hunter2"));
   });
