@@ -261,7 +261,10 @@ export class SessionSpan implements SessionObserver {
       return;
     }
     if (server.closed) return;
-    const line = `session tracking on · session ${this.#session.id} · trace ${this.traceId}`;
+    // Only what is true: without delivery (SHELL_SESSIONS_DELIVERY=off) the session is traced, not tracked.
+    const what =
+      this.#session.journal !== undefined ? "session tracking on" : "session traced, not tracked (delivery off)";
+    const line = `${what} · session ${this.#session.id} · trace ${this.traceId}`;
     output.write(server.terminal ? `\r\x1b[K${line}\n` : `${line}\n`);
     server.displayPrompt?.(true);
   }

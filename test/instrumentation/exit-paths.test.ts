@@ -41,6 +41,9 @@ async function openHost(t: TestContext, instrumented = true, extraEnv: NodeJS.Pr
   t.after(() => shell.dispose());
   await shell.waitFor("host> ");
   const sessionId = instrumented ? (await bannerOf(shell)).sessionId : "";
+  if (instrumented && extraEnv.SHELL_SESSIONS_DELIVERY === undefined) {
+    assert.match(shell.output, /session traced, not tracked \(delivery off\)/, "the banner claims no tracking");
+  }
   return { shell, spanFile, sessionId };
 }
 

@@ -18,7 +18,9 @@ export const FIXTURES = join(ROOT, "test/fixtures");
 export const REGISTER = join(ROOT, "dist/register.js");
 /** The built `shell-sessions` CLI (needs `npm run build`). */
 export const CLI = join(ROOT, "dist/cli/main.js");
-export const BANNER = /session tracking on · session ([0-9a-f-]{36}) · trace ([0-9a-f]{32})/;
+/** The banner; with delivery off it says the session is traced, not tracked. */
+export const BANNER =
+  /session (?:tracking on|traced, not tracked \(delivery off\)) · session ([0-9a-f-]{36}) · trace ([0-9a-f]{32})/;
 
 /** Waits for a tracked shell's banner and reads the ids it shows. */
 export async function bannerOf(shell: PtyShell): Promise<{ sessionId: string; traceId: string }> {
