@@ -29,6 +29,8 @@ export function shellEnv(url: string, secret: string | undefined, stateDir: stri
     SESSION_BUDDY_URL: url,
     ...(secret !== undefined ? { SESSION_BUDDY_SECRET: secret } : {}),
     SHELL_SESSIONS_STATE_DIR: stateDir,
+    // Shells here are killed at their prompt; the drain helpers they leave give up at once, so none outlives its figure.
+    SHELL_SESSIONS_HELPER_TIMEOUT_MS: "0",
   });
 }
 

@@ -7,7 +7,9 @@
  * list. Exporter packages are loaded only when selected.
  */
 import { diag } from "@opentelemetry/api";
+import type { MetricReader, PushMetricExporter } from "@opentelemetry/sdk-metrics";
 import type { SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace";
+import { LEAVING_EXPORT_TIMEOUT_MS, LeavingAwareMetricExporter, LeavingAwareSpanExporter } from "./leaving.ts";
 
 export const TRACE_EXPORTERS = ["otlp", "console", "none"] as const;
 export const OTLP_PROTOCOLS = ["http/protobuf", "http/json", "grpc"] as const;
@@ -29,22 +31,91 @@ function nonNegative(value: string | undefined): number | undefined {
   return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
-async function otlpTraceExporter(env: NodeJS.ProcessEnv): Promise<SpanExporter> {
+type OtlpConfig = { timeoutMillis?: number };
+
+async function otlpTraceExporterOf(env: NodeJS.ProcessEnv, config: OtlpConfig = {}): Promise<SpanExporter> {
   const protocol =
     (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "").trim() || "http/protobuf";
   switch (protocol) {
     case "http/json":
-      return new (await import("@opentelemetry/exporter-trace-otlp-http")).OTLPTraceExporter();
+      return new (await import("@opentelemetry/exporter-trace-otlp-http")).OTLPTraceExporter(config);
     case "grpc":
-      return new (await import("@opentelemetry/exporter-trace-otlp-grpc")).OTLPTraceExporter();
+      return new (await import("@opentelemetry/exporter-trace-otlp-grpc")).OTLPTraceExporter(config);
     case "http/protobuf":
-      return new (await import("@opentelemetry/exporter-trace-otlp-proto")).OTLPTraceExporter();
+      return new (await import("@opentelemetry/exporter-trace-otlp-proto")).OTLPTraceExporter(config);
     default:
       diag.warn(
         `unsupported OTLP traces protocol "${protocol}" (use one of ${OTLP_PROTOCOLS.join(", ")}); using http/protobuf`,
       );
-      return new (await import("@opentelemetry/exporter-trace-otlp-proto")).OTLPTraceExporter();
+      return new (await import("@opentelemetry/exporter-trace-otlp-proto")).OTLPTraceExporter(config);
   }
+}
+
+/** The OTLP span exporter of the environment, with its quick twin for the process's last flush (leaving.ts). */
+async function otlpTraceExporter(env: NodeJS.ProcessEnv): Promise<SpanExporter> {
+  const live = await otlpTraceExporterOf(env);
+  const quick = await otlpTraceExporterOf(env, { timeoutMillis: LEAVING_EXPORT_TIMEOUT_MS });
+  return new LeavingAwareSpanExporter(live, () => quick);
+}
+
+async function otlpMetricExporterOf(env: NodeJS.ProcessEnv, config: OtlpConfig = {}): Promise<PushMetricExporter> {
+  const protocol =
+    (env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "").trim() || "http/protobuf";
+  switch (protocol) {
+    case "http/json":
+      return new (await import("@opentelemetry/exporter-metrics-otlp-http")).OTLPMetricExporter(config);
+    case "grpc":
+      return new (await import("@opentelemetry/exporter-metrics-otlp-grpc")).OTLPMetricExporter(config);
+    case "http/protobuf":
+      return new (await import("@opentelemetry/exporter-metrics-otlp-proto")).OTLPMetricExporter(config);
+    default:
+      diag.warn(
+        `unsupported OTLP metrics protocol "${protocol}" (use one of ${OTLP_PROTOCOLS.join(", ")}); using http/protobuf`,
+      );
+      return new (await import("@opentelemetry/exporter-metrics-otlp-proto")).OTLPMetricExporter(config);
+  }
+}
+
+/**
+ * The metric readers `OTEL_METRICS_EXPORTER` asks for (default `otlp`), as
+ * the Node SDK would build them, except that OTLP exporters get their quick
+ * twin for the process's last flush.
+ */
+export async function metricReadersFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<MetricReader[]> {
+  const names = list(env.OTEL_METRICS_EXPORTER);
+  if (names.length === 0) names.push("otlp");
+  if (names.includes("none")) return [];
+  const { ConsoleMetricExporter, PeriodicExportingMetricReader } = await import("@opentelemetry/sdk-metrics");
+  const readers: MetricReader[] = [];
+  const interval = nonNegative(env.OTEL_METRIC_EXPORT_INTERVAL);
+  const timeout = nonNegative(env.OTEL_METRIC_EXPORT_TIMEOUT);
+  for (const name of names) {
+    if (name === "otlp") {
+      const live = await otlpMetricExporterOf(env);
+      const quick = await otlpMetricExporterOf(env, { timeoutMillis: LEAVING_EXPORT_TIMEOUT_MS });
+      readers.push(
+        new PeriodicExportingMetricReader({
+          exporter: new LeavingAwareMetricExporter(live, () => quick),
+          ...(interval !== undefined ? { exportIntervalMillis: interval } : {}),
+          ...(timeout !== undefined ? { exportTimeoutMillis: timeout } : {}),
+        }),
+      );
+    } else if (name === "console") {
+      readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter() }));
+    } else if (name === "prometheus") {
+      const { PrometheusExporter } = await import("@opentelemetry/exporter-prometheus");
+      const port = nonNegative(env.OTEL_EXPORTER_PROMETHEUS_PORT);
+      readers.push(
+        new PrometheusExporter({
+          ...(env.OTEL_EXPORTER_PROMETHEUS_HOST ? { host: env.OTEL_EXPORTER_PROMETHEUS_HOST } : {}),
+          ...(port !== undefined ? { port } : {}),
+        }),
+      );
+    } else {
+      diag.warn(`OTEL_METRICS_EXPORTER: unsupported exporter "${name}" ignored (use otlp, console, prometheus, none)`);
+    }
+  }
+  return readers;
 }
 
 /** The span processors `OTEL_TRACES_EXPORTER` asks for (default `otlp`; `none` for none). */

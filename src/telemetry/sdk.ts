@@ -10,15 +10,21 @@
 import { diag, metrics, ProxyTracerProvider, trace } from "@opentelemetry/api";
 import { registerInstrumentations } from "@opentelemetry/instrumentation";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace";
+import { settledWithin } from "../deadline.ts";
 import { flushTelemetry, sdkDisabled } from "../instrumentation/exit-paths.ts";
 import { ShellSessionInstrumentation } from "../instrumentation/instrumentation.ts";
 import { registry } from "../instrumentation/registry.ts";
 import { deliverySpanProcessors } from "./delivery.ts";
-import { spanProcessorsFromEnv } from "./env.ts";
+import { metricReadersFromEnv, spanProcessorsFromEnv } from "./env.ts";
+import { leaving } from "./leaving.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
-/** How long a natural exit waits for the last export. */
-export const EXIT_FLUSH_TIMEOUT_MS = 5000;
+/**
+ * How long a natural exit (or `shutdown()`) waits for the last export. The
+ * exporters we build give up sooner (leaving.ts), so this only bounds what we
+ * do not control.
+ */
+export const EXIT_FLUSH_TIMEOUT_MS = 500;
 
 interface Flushable {
   forceFlush?: () => Promise<unknown>;
@@ -59,7 +65,9 @@ async function delivery(spans = true): Promise<SpanProcessor[]> {
 /** Flush before a natural exit, once per batch of ended sessions (`beforeExit` fires again after the flush). */
 function flushBeforeExit(): () => void {
   const onBeforeExit = () => {
-    if (registry().unflushed) void flushTelemetry(EXIT_FLUSH_TIMEOUT_MS);
+    if (!registry().unflushed) return;
+    leaving();
+    void flushTelemetry(EXIT_FLUSH_TIMEOUT_MS);
   };
   process.on("beforeExit", onBeforeExit);
   return () => process.removeListener("beforeExit", onBeforeExit);
@@ -124,9 +132,10 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
 
   const { NodeSDK } = await import("@opentelemetry/sdk-node");
   const envProcessors = await spanProcessorsFromEnv(process.env);
+  const readers = metricReaders ?? (await metricReadersFromEnv(process.env));
   // Checked again: another SDK may have registered while these were loading.
   if (globalTracerProviderRegistered()) {
-    await Promise.allSettled(envProcessors.map((p) => p.shutdown()));
+    await Promise.allSettled([...envProcessors.map((p) => p.shutdown()), ...readers.map((r) => r.shutdown())]);
     return attach(instrumentation, sessionProcessors);
   }
   const sdk = new NodeSDK({
@@ -134,7 +143,7 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
       serviceName ??
       (process.env.OTEL_SERVICE_NAME ? undefined : (config.component ?? process.env.SHELL_SESSIONS_COMPONENT)),
     spanProcessors: [...envProcessors, ...sessionProcessors],
-    ...(metricReaders !== undefined ? { metricReaders } : {}),
+    metricReaders: readers,
     instrumentations: [instrumentation],
   });
   sdk.start();
@@ -151,7 +160,12 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
       stopExitFlush();
       reg.flushers.delete(flush);
       instrumentation.disable();
-      await sdk.shutdown();
+      // Usually called as the program ends: bounded, and never a rejection (an unreachable Collector is no error of the program's).
+      leaving();
+      const done = sdk.shutdown().catch((error: unknown) => {
+        diag.debug(`telemetry shutdown: ${error instanceof Error ? error.message : typeof error}`);
+      });
+      await settledWithin(done, EXIT_FLUSH_TIMEOUT_MS, { unref: true });
     },
   };
 }
