@@ -41,7 +41,7 @@ import { type EmissionFigures, emissionLatency } from "./lib/emission.ts";
 import { peerSteps, rawInserts, sustainedRate, trackerSteps } from "./lib/ingest.ts";
 import { describeMachine, rssMiB } from "./lib/machine.ts";
 import { httpClient, noopStdioClient, startNoopHttp } from "./lib/peer.ts";
-import { type Preload, shellEnv, shellMemory, timeToPrompt } from "./lib/ttfp.ts";
+import { type Preload, shellEnv, shellMemory, timeToExit, timeToPrompt } from "./lib/ttfp.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = fileURLToPath(new URL("./results.json", import.meta.url));
@@ -50,6 +50,7 @@ const QUICK = process.env.BENCH_QUICK === "1";
 const SIZES = QUICK
   ? {
       promptRounds: 2,
+      exitRounds: 2,
       memoryRounds: 1,
       blocks: 2,
       sessionsPerBlock: 10,
@@ -63,6 +64,7 @@ const SIZES = QUICK
     }
   : {
       promptRounds: 20,
+      exitRounds: 10,
       memoryRounds: 5,
       blocks: 5,
       sessionsPerBlock: 60,
@@ -141,6 +143,40 @@ async function promptFigures(env: Record<PromptVariant["tracker"], NodeJS.Proces
       "register / auto-instrumentations, tracker up": round(
         ratio(p50("register, tracker up"), p50("auto-instrumentations, tracker up")) ?? Number.NaN,
       ),
+    },
+  };
+}
+
+// ---- time to exit ----
+
+const EXIT_VARIANTS = [
+  { name: "bare, tracker up", preload: "bare", tracker: "up" },
+  { name: "register, tracker up", preload: "register", tracker: "up" },
+  { name: "bare, tracker down", preload: "bare", tracker: "down" },
+  { name: "register, tracker down", preload: "register", tracker: "down" },
+] as const satisfies { name: string; preload: Preload; tracker: "up" | "down" }[];
+
+/** `.exit` to the terminal back, with no Collector listening (the SDK's default OTLP exporters on). */
+async function exitFigures(env: Record<"up" | "down", NodeJS.ProcessEnv>) {
+  const samples = new Map<string, number[]>(EXIT_VARIANTS.map((v) => [v.name, []]));
+  for (let round = 0; round < SIZES.exitRounds; round++) {
+    for (const variant of EXIT_VARIANTS) {
+      samples.get(variant.name)?.push(await timeToExit(variant.preload, env[variant.tracker], REPO));
+    }
+    log(`time to exit: round ${round + 1} of ${SIZES.exitRounds}`);
+  }
+  const summary = (name: string) => summarize(samples.get(name) ?? []);
+  const diff = (a: string, b: string, key: "p50" | "p99") => round((summary(a)[key] ?? 0) - (summary(b)[key] ?? 0));
+  return {
+    rounds: SIZES.exitRounds,
+    unit: "ms",
+    collector: "absent",
+    variants: Object.fromEntries(EXIT_VARIANTS.map((v) => [v.name, figures(summary(v.name))])),
+    differences: {
+      "register - bare, tracker up, p50": diff("register, tracker up", "bare, tracker up", "p50"),
+      "register - bare, tracker up, p99": diff("register, tracker up", "bare, tracker up", "p99"),
+      "register - bare, tracker down, p50": diff("register, tracker down", "bare, tracker down", "p50"),
+      "register - bare, tracker down, p99": diff("register, tracker down", "bare, tracker down", "p99"),
     },
   };
 }
@@ -372,6 +408,19 @@ function table(r: Results): string {
       formatRatio(pr["register / auto-instrumentations, tracker up"]),
     ]),
   );
+  const exit = r.timeToExit.variants as Record<string, { p50: number | null; p99: number | null }>;
+  const e = (name: string) => ms(exit[name] ?? { p50: null, p99: null });
+  const ed = r.timeToExit.differences;
+  for (const tracker of ["up", "down"] as const) {
+    lines.push(
+      row([
+        `Time to exit after \`.exit\` (p50 / p99), no Collector, register, tracker ${tracker}`,
+        e(`register, tracker ${tracker}`),
+        `bare node ${e(`bare, tracker ${tracker}`)}`,
+        `+${formatNumber(ed[`register - bare, tracker ${tracker}, p50`])} / +${formatNumber(ed[`register - bare, tracker ${tracker}, p99`])} ms`,
+      ]),
+    );
+  }
   for (const [transport, f] of Object.entries(r.emissionLatency)) {
     lines.push(
       row([
@@ -458,6 +507,12 @@ async function main() {
       slow: shellEnv(slow.url, tracker.secret, join(root, "state-slow")),
     };
     const timeToFirstPrompt = await promptFigures(env);
+    const timeToExit = await exitFigures({
+      up: shellEnv(tracker.url, tracker.secret, join(root, "exit-up"), { collector: "absent" }),
+      down: shellEnv(`http://127.0.0.1:${downPort}/mcp`, tracker.secret, join(root, "exit-down"), {
+        collector: "absent",
+      }),
+    });
     const shells = await shellMemoryFigures(tracker, env.up);
     log("memory of shells measured");
 
@@ -484,6 +539,7 @@ async function main() {
       notes: [
         "Every variant runs with OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER set to none: no variant pays for a collector that is not there.",
         "Time to first prompt: from spawning node in a pseudo-terminal to its prompt appearing there; the shell is killed right after.",
+        "Time to exit: the one exception to the exporters being off: the SDK's default OTLP exporters are on with no Collector listening (as on a machine where none was set up); from typing `.exit` (after the prompt, the banner for register, and 0.5 s) to the process having exited.",
         "Emission latency: a shell opened and closed one at a time in a worker process; start = span start to the tracker's answer to track_session_start, end = span end to its answer to track_session_end. The peer is one no-op tool call with the same arguments.",
         "The exporter closes its connection whenever no session is open and nothing is queued (over stdio this ends the tracker process it spawned); the benchmark alternates blocks of sessions with blocks of peer calls, so the first start of each block pays a reconnect (over stdio a tracker spawn), which shows in the start p99.",
         "Ingest: concurrent MCP clients each alternating a session start and its end against a real tracker (SQLite store); the peer gets the same calls on a no-op tool. Raw SQLite inserts the same rows (a session row, its start and its end) with the store's own SQL and schema.",
@@ -491,6 +547,7 @@ async function main() {
       ],
       sizes: SIZES,
       timeToFirstPrompt,
+      timeToExit,
       emissionLatency: { http: emissionJson(http), stdio: emissionJson(stdio) },
       ingest,
       memory: { shells, tracker: trackerMemory },

@@ -20,12 +20,19 @@ export type Preload = keyof typeof PRELOADS;
 /**
  * The same settings for every variant: the SDK on, no OTLP exporters (so no
  * variant pays for a collector that is not there), the tracker at `url`.
+ * `collector: "absent"` keeps the SDK's default OTLP exporters instead,
+ * with no Collector listening (as on a machine where none was set up).
  */
-export function shellEnv(url: string, secret: string | undefined, stateDir: string): NodeJS.ProcessEnv {
+export function shellEnv(
+  url: string,
+  secret: string | undefined,
+  stateDir: string,
+  { collector = "off" }: { collector?: "off" | "absent" } = {},
+): NodeJS.ProcessEnv {
   return childEnv({
-    OTEL_TRACES_EXPORTER: "none",
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
+    ...(collector === "off"
+      ? { OTEL_TRACES_EXPORTER: "none", OTEL_METRICS_EXPORTER: "none", OTEL_LOGS_EXPORTER: "none" }
+      : { OTEL_SDK_DISABLED: undefined }),
     SESSION_BUDDY_URL: url,
     ...(secret !== undefined ? { SESSION_BUDDY_SECRET: secret } : {}),
     SHELL_SESSIONS_STATE_DIR: stateDir,
@@ -77,5 +84,29 @@ export async function shellMemory(
   } finally {
     shell.dispose();
     await shell.exited;
+  }
+}
+
+/** A shell's banner: telemetry has loaded and the session span has started. */
+const BANNER = /session tracking on/;
+/** After the prompt (and banner), the shell is left alone this long, as a person would read the banner, before `.exit`. */
+const SETTLE_MS = 500;
+
+/**
+ * Time from typing `.exit` to the process having exited (the terminal given
+ * back): the shell opened, its telemetry loaded, then closed.
+ */
+export async function timeToExit(preload: Preload, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+  const shell = spawnPty([...PRELOADS[preload]], { env, cwd });
+  try {
+    await shell.waitFor(PROMPT, { timeoutMs: 60_000 });
+    if (preload === "register") await shell.waitFor(BANNER, { timeoutMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const started = performance.now();
+    shell.type(".exit");
+    await shell.waitForExit(60_000);
+    return performance.now() - started;
+  } finally {
+    shell.dispose();
   }
 }

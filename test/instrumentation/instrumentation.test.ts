@@ -224,7 +224,10 @@ describe("what the shell shows", () => {
     const id = await sessionIdOf(shell);
     const banner = await until(
       "the banner",
-      () => shell.output().match(/session tracking on · session (\S+) · trace ([0-9a-f]{32})/) ?? undefined,
+      // Delivery is off in this file: the banner says the session is traced, not tracked.
+      () =>
+        shell.output().match(/session traced, not tracked \(delivery off\) · session (\S+) · trace ([0-9a-f]{32})/) ??
+        undefined,
     );
     assert.equal(banner[1], id);
     await evaluated(shell, "session.traceId", new RegExp(banner[2] as string));
@@ -241,7 +244,7 @@ describe("what the shell shows", () => {
     const handle = trackShell(quiet.server);
     await handle.ready;
     await evaluated(quiet, "typeof session", /'undefined'/);
-    assert.doesNotMatch(quiet.output(), /session tracking on/);
+    assert.doesNotMatch(quiet.output(), /session (tracking on|traced)/);
     quiet.server.close();
     await endedSessionSpan(handle.sessionId);
 
