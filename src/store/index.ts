@@ -28,7 +28,12 @@ export function defaultStoreSpec(env: NodeJS.ProcessEnv = process.env): string {
  * Opens the store `spec` names and brings its schema up to date. A relative
  * SQLite path is taken from the working directory; its directory is created.
  */
-export async function openStore(spec: string): Promise<SessionStore> {
+export interface OpenStoreOptions {
+  /** PostgreSQL: bound on connecting, waiting for a pooled connection and each statement. */
+  timeoutMs?: number;
+}
+
+export async function openStore(spec: string, options: OpenStoreOptions = {}): Promise<SessionStore> {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(spec)?.[1]?.toLowerCase();
   let store: SessionStore;
   if (scheme === "sqlite") {
@@ -39,7 +44,7 @@ export async function openStore(spec: string): Promise<SessionStore> {
     if (!URL.canParse(spec)) throw badSpec(`the ${scheme}: URL is malformed`);
     // Loaded only here: `pg` costs tens of milliseconds that SQLite users need not pay.
     const { postgresStore } = await import("./postgres.ts");
-    store = postgresStore(spec);
+    store = postgresStore(spec, options);
   } else {
     throw badSpec(scheme === undefined ? "the value has no scheme" : `unsupported scheme "${scheme}:"`);
   }
