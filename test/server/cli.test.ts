@@ -209,7 +209,7 @@ test("every command's --help shows its flags, defaults, environment and an examp
       /Examples:/,
     ],
     list: [/--active/, /--component/, /--status/, /--host/, /--limit/, /--store/, /--json/, /--lease/, /Examples:/],
-    show: [/SESSION_ID/, /--json/, /--store/, /Examples:/],
+    show: [/show ID/, /trace id/, /--json/, /--store/, /Examples:/],
   };
   for (const [command, patterns] of Object.entries(expectations)) {
     const result = await runCli([command, "--help"]);
