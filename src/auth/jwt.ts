@@ -171,7 +171,8 @@ export async function verifyToken(token: string, secret: string, options: Verify
 }
 
 function formatSeconds(seconds: number): string {
-  return seconds % 86400 === 0 ? `${seconds / 86400} days` : `${seconds} s`;
+  if (seconds % 86400 !== 0) return `${seconds} s`;
+  return seconds === 86400 ? "1 day" : `${seconds / 86400} days`;
 }
 
 /** Tokens without `scopes` may do anything to their own component's sessions. */
