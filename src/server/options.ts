@@ -31,7 +31,7 @@ export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 /** What 503 answers say in Retry-After. */
 export const RETRY_AFTER_SECONDS = 1;
 /** A store operation (and so a tool call) answers `unavailable` after this long. */
-export const DEFAULT_STORE_TIMEOUT_SECONDS = 3;
+export const DEFAULT_STORE_TIMEOUT_SECONDS = 4;
 /** A start or end stamped further than this ahead of the tracker's clock is refused. */
 export const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300;
 /** Tokens valid for longer (exp - iat) are refused, whoever minted them. */

@@ -52,7 +52,7 @@ export interface TrackerDeps {
   log: Logger;
   /** The server's clock; the lease runs on it. */
   now?: () => Date;
-  /** A tool call that waits longer than this on the store answers `unavailable`. Default 3 s. */
+  /** A tool call that waits longer than this on the store answers `unavailable`. Default 4 s. */
   storeTimeoutMs?: number;
   /** Starts and ends stamped further ahead of `now` are refused. Default 300 s. */
   maxClockSkewSeconds?: number;

@@ -38,7 +38,7 @@ export interface TrackerOptions {
   leaseSeconds?: number;
   /** Default: min(lease/4, 30 s). */
   sweepIntervalMs?: number;
-  /** A tool call waiting longer on the store answers `unavailable`; also PostgreSQL's connect, acquire and statement timeout. Default 3 s. */
+  /** A tool call waiting longer on the store answers `unavailable`; also PostgreSQL's connect, acquire and statement timeout. Default 4 s. */
   storeTimeoutMs?: number;
   /** Starts and ends stamped further ahead of the server's clock are refused. Default 300 s. */
   maxClockSkewSeconds?: number;

@@ -21,7 +21,7 @@ const MIGRATION_LOCK_KEY = "8031155551975535461";
 
 export const POSTGRES_POOL_SIZE = 10;
 /** Default for each of: connecting, waiting for a pooled connection, and one statement. */
-export const DEFAULT_STORE_TIMEOUT_MS = 3000;
+export const DEFAULT_STORE_TIMEOUT_MS = 4000;
 
 export interface PostgresOptions {
   /** Bounds connecting, waiting for a free pooled connection, and each statement (client and server side). */

@@ -196,7 +196,7 @@ function readSettings(values: Values): Settings {
       flag(
         values,
         "store-timeout",
-        (t) => parseSeconds(t, "--store-timeout", 0.1, 600, "3"),
+        (t) => parseSeconds(t, "--store-timeout", 0.1, 600, "4"),
         DEFAULT_STORE_TIMEOUT_SECONDS,
       ),
     maxClockSkewSeconds: flag(
