@@ -13,6 +13,8 @@ export const AUDIENCE = "session-buddy";
 export const ALGORITHM = "HS256";
 export const MIN_SECRET_LENGTH = 32;
 export const DEFAULT_TOKEN_TTL_SECONDS = 24 * 60 * 60;
+/** The longest lifetime (exp - iat) a token may have: `token` mints no longer, and the server accepts no longer by default. */
+export const MAX_TOKEN_TTL_SECONDS = 366 * 24 * 60 * 60;
 /** Allowed difference between our clock and the minting host's, for exp, nbf and iat. */
 export const CLOCK_TOLERANCE_SECONDS = 60;
 
@@ -124,6 +126,8 @@ function fromJose(error: unknown): AuthError {
 
 export interface VerifyOptions {
   clockToleranceSeconds?: number;
+  /** Refuse tokens whose lifetime (exp - iat) is longer. Default: MAX_TOKEN_TTL_SECONDS. */
+  maxLifetimeSeconds?: number | undefined;
   /** Seconds since the epoch; defaults to now. */
   now?: number;
 }
@@ -152,10 +156,23 @@ export async function verifyToken(token: string, secret: string, options: Verify
   if (typeof iat !== "number" || iat > now + tolerance) {
     throw new AuthError("not_yet_valid", "token is not yet valid (iat is in the future)");
   }
+  // However it was minted (another tool, a leaked secret), a token lives at most this long here.
+  const maxLifetime = options.maxLifetimeSeconds ?? MAX_TOKEN_TTL_SECONDS;
+  if (typeof exp !== "number" || exp - iat > maxLifetime) {
+    throw new AuthError(
+      "claims",
+      `token lifetime (exp - iat) is over this tracker's limit of ${formatSeconds(maxLifetime)}; mint a shorter-lived one (shell-sessions token --ttl)`,
+    );
+  }
   if (scopes !== undefined && !(Array.isArray(scopes) && scopes.every((s) => typeof s === "string"))) {
     throw new AuthError("claims", 'token claim "scopes" must be an array of strings');
   }
   return { component: iss, scopes: scopes as string[] | undefined, issuedAt: iat, expiresAt: exp as number };
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds % 86400 !== 0) return `${seconds} s`;
+  return seconds === 86400 ? "1 day" : `${seconds / 86400} days`;
 }
 
 /** Tokens without `scopes` may do anything to their own component's sessions. */

@@ -13,9 +13,11 @@
  */
 import { z } from "zod";
 import { ErrorDetail } from "./errors.ts";
+import { checkTimestamp } from "./isotime.ts";
 
 export const EVENT_VERSION = "1.0";
 export const COMPONENT_NAME_PATTERN = /^[a-zA-Z0-9_-]+$/;
+/** The form this project emits (and most clients send); the contract accepts every form Session-Buddy does (isotime.ts). */
 export const TIMESTAMP_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$/;
 export const PID_MIN = 1;
 export const PID_MAX = 4_194_304;
@@ -66,9 +68,24 @@ export const UuidV4 = z
   })
   .transform((s) => canonicalUuidV4(s) as string);
 
-export const Timestamp = z.string().regex(TIMESTAMP_PATTERN, {
-  message: "must be an ISO 8601 timestamp such as 2026-01-31T12:00:00.000Z",
-});
+/**
+ * An ISO 8601 time with a `T`, as Python 3.11's `datetime.fromisoformat`
+ * reads it (Session-Buddy's rule): `2026-01-31T12:00:00.000Z`, also
+ * `2026-01-31T12:00Z`, `2026-01-31T12:00:00.5+0000`, `20260131T120000Z`.
+ */
+export const Timestamp = z
+  .string()
+  .superRefine((value, ctx) => {
+    const checked = checkTimestamp(value);
+    if (!checked.ok) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${checked.why}; send an ISO 8601 time such as 2026-01-31T12:00:00.000Z`,
+        input: value,
+      });
+    }
+  })
+  .describe("ISO 8601 date and time with a 'T', as Python 3.11's datetime.fromisoformat reads it; no zone means UTC");
 
 export const ComponentName = z.string().regex(COMPONENT_NAME_PATTERN, {
   message: "must match ^[a-zA-Z0-9_-]+$ (letters, digits, '_' and '-', at least one)",
@@ -82,6 +99,22 @@ export const Pid = z
 
 /** Free-form metadata; keys and values are the caller's, kept as JSON. */
 export const Metadata = z.record(z.string(), z.unknown());
+
+/**
+ * Optional fields Session-Buddy types `X | None = None`: null is the same as
+ * leaving the field out, so handlers see `undefined` only.
+ */
+function nullable<T extends z.ZodType>(schema: T) {
+  return schema
+    .nullish()
+    .transform((value): z.output<T> | undefined => (value === null ? undefined : (value as z.output<T> | undefined)))
+    .optional();
+}
+
+/** `metadata: dict | None = None` in Session-Buddy. */
+export const OptionalMetadata = nullable(Metadata);
+/** `token: str | None = None` in Session-Buddy; the same in our added tools, so auth treats every tool alike. */
+export const OptionalToken = nullable(z.string());
 
 export const UserInfo = z.object({
   username: boundedString(USERNAME_MAX),
@@ -105,16 +138,17 @@ export const SessionStartEvent = z.object({
   user: UserInfo,
   hostname: z.string(),
   environment: EnvironmentInfo,
-  metadata: Metadata.optional(),
-  token: z.string().optional(),
+  metadata: OptionalMetadata,
+  token: OptionalToken,
 });
 
 export const SessionEndEvent = z.object({
   session_id: z.string().min(1, { message: "must not be empty" }),
   timestamp: Timestamp,
-  event_type: z.literal("session_end", { message: 'must be "session_end"' }),
-  metadata: Metadata.optional(),
-  token: z.string().optional(),
+  // Session-Buddy: `event_type: str = "session_end"`; we still refuse any other value.
+  event_type: z.literal("session_end", { message: 'must be "session_end"' }).default("session_end"),
+  metadata: OptionalMetadata,
+  token: OptionalToken,
 });
 
 export const SessionStartResult = z.object({
@@ -156,8 +190,8 @@ export const HeartbeatEvent = z.object({
   session_id: z.string().min(1, { message: "must not be empty" }),
   timestamp: Timestamp,
   event_type: z.literal("heartbeat", { message: 'must be "heartbeat"' }).optional(),
-  metadata: Metadata.optional(),
-  token: z.string().optional(),
+  metadata: OptionalMetadata,
+  token: OptionalToken,
 });
 
 export const HeartbeatResult = z.object({
@@ -198,6 +232,13 @@ export const ListSessionsQuery = z.object({
   component_name: ComponentName.optional(),
   status: SessionStatus.optional(),
   hostname: z.string().optional(),
+  /** Ours: any id of one session (tracker id, trace id, or the shell's local session id). */
+  id: z
+    .string()
+    .min(1, { message: "must not be empty" })
+    .max(200, { message: "must be at most 200 characters" })
+    .describe("a session id (sess_…), a trace id, or the shell's local session id")
+    .optional(),
   started_after: Timestamp.optional(),
   started_before: Timestamp.optional(),
   limit: z
@@ -207,7 +248,7 @@ export const ListSessionsQuery = z.object({
     .max(LIST_LIMIT_MAX, { message: `must be at most ${LIST_LIMIT_MAX}` })
     .optional(),
   cursor: z.string().optional(),
-  token: z.string().optional(),
+  token: OptionalToken,
 });
 
 export const ListSessionsResult = z.object({
@@ -220,7 +261,7 @@ export const ListSessionsResult = z.object({
 
 export const GetSessionQuery = z.object({
   session_id: z.string().min(1, { message: "must not be empty" }),
-  token: z.string().optional(),
+  token: OptionalToken,
 });
 
 export const GetSessionResult = z.object({
@@ -235,6 +276,7 @@ export type EnvironmentInfo = z.infer<typeof EnvironmentInfo>;
 export type SessionStartEvent = z.infer<typeof SessionStartEvent>;
 export type SessionStartEventInput = z.input<typeof SessionStartEvent>;
 export type SessionEndEvent = z.infer<typeof SessionEndEvent>;
+export type SessionEndEventInput = z.input<typeof SessionEndEvent>;
 export type SessionStartResult = z.infer<typeof SessionStartResult>;
 export type SessionEndResult = z.infer<typeof SessionEndResult>;
 export type SessionStatus = z.infer<typeof SessionStatus>;

@@ -38,9 +38,13 @@ function unauthenticated(field: string, reason: string, message: string): Contra
   ]);
 }
 
-async function verifyField(field: string, token: string, secret: string): Promise<VerifiedToken> {
+async function verifyField(
+  field: string,
+  token: string,
+  mode: Extract<AuthMode, { kind: "jwt" }>,
+): Promise<VerifiedToken> {
   try {
-    return await verifyToken(token, secret);
+    return await verifyToken(token, mode.secret, { maxLifetimeSeconds: mode.maxTokenTtlSeconds });
   } catch (error) {
     if (error instanceof AuthError) throw unauthenticated(field, error.reason, error.message);
     throw error;
@@ -56,13 +60,14 @@ export async function authenticate(mode: AuthMode, credentials: CallCredentials)
   if (mode.kind === "disabled") return null;
   const { header, argument, environment } = credentials;
   let fromArgument: VerifiedToken | undefined;
-  if (argument !== undefined) {
+  // `token: null` is "no token", as in Session-Buddy (`token: str | None = None`).
+  if (argument !== undefined && argument !== null) {
     if (typeof argument !== "string") {
       throw new ContractError("unauthenticated", "unauthenticated: token: must be a JWT string", [
         { field: "token", constraint: "must be a JWT string", received: typeof argument },
       ]);
     }
-    fromArgument = await verifyField("token", argument, mode.secret);
+    fromArgument = await verifyField("token", argument, mode);
   }
   if (header && fromArgument && header.component !== fromArgument.component) {
     throw new ContractError(
@@ -80,7 +85,7 @@ export async function authenticate(mode: AuthMode, credentials: CallCredentials)
   const chosen =
     fromArgument ??
     header ??
-    (environment !== undefined ? await verifyField("SESSION_BUDDY_TOKEN", environment, mode.secret) : undefined);
+    (environment !== undefined ? await verifyField("SESSION_BUDDY_TOKEN", environment, mode) : undefined);
   if (!chosen) {
     throw unauthenticated(
       "token",

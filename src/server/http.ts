@@ -10,10 +10,13 @@
  * stream) and DELETE (ending an MCP session) have nothing to do here and
  * answer 405, which the MCP clients handle.
  *
- * Before the SDK sees a request, this layer checks what the SDK leaves to
- * middleware: the Host and Origin headers (DNS rebinding), the media type,
- * the body size (counted as it arrives, never buffered past the limit) and
- * the Bearer token.
+ * Before the SDK sees a request, this layer does what the SDK leaves to
+ * middleware, cheapest first and without reading the body: the path, the
+ * Host and Origin headers (DNS rebinding), the method and media type, the
+ * declared length, the Bearer token, and admission (a slot among the
+ * requests in flight, else 503). Only then is the body read, against a size
+ * limit and a deadline; a request without a verified header gets a smaller
+ * limit and a smaller share of the slots, since anyone can send one.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -21,14 +24,22 @@ import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { AuthError, verifyToken } from "../auth/jwt.ts";
 import { settledWithin } from "../deadline.ts";
+import { readBody } from "./http-body.ts";
+import { hostForUrl, RequestGuard } from "./http-guard.ts";
+import { ConnectionLimiter, RequestSlots } from "./http-limits.ts";
+import {
+  headerSafe,
+  RPC_INTERNAL_ERROR,
+  RPC_PARSE_ERROR,
+  refuse,
+  refuseUnauthenticated,
+  rpcError,
+  sendJson,
+} from "./http-reply.ts";
 import type { Logger } from "./log.ts";
+import { LogThrottle } from "./log-throttle.ts";
 import { AUTH_INFO_TOKEN_KEY, createMcpServer, type McpServerContext } from "./mcp.ts";
-import { type AuthMode, type HttpOptions, isLoopbackHost } from "./options.ts";
-
-/** JSON-RPC "server error" range codes for refusals made before the MCP layer. */
-const RPC_SERVER_ERROR = -32000;
-const RPC_UNAUTHENTICATED = -32001;
-const RPC_PARSE_ERROR = -32700;
+import { type AuthMode, type HttpOptions, RETRY_AFTER_SECONDS } from "./options.ts";
 
 export interface HttpTrackerServer {
   /** The MCP endpoint, e.g. http://127.0.0.1:8678/mcp. */
@@ -44,283 +55,239 @@ export interface HttpServerDeps extends Omit<McpServerContext, "transport" | "en
   log: Logger;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
+/** One request on its way through the checks. */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  authInfo?: AuthInfo;
 }
 
-function rpcError(code: number, message: string, data?: Record<string, unknown>) {
-  return { jsonrpc: "2.0", id: null, error: { code, message, ...(data ? { data } : {}) } };
-}
-
-/** Header text that is safe inside a quoted-string and a log line. */
-function headerSafe(text: string, max = 200): string {
-  return text
-    .replace(/[^\x20-\x7e]/g, "?")
-    .replace(/["\\]/g, "'")
-    .slice(0, max);
-}
-
-function hostForUrl(host: string): string {
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-}
-
-const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
-
-class RequestGuard {
-  readonly #origins: Set<string>;
-  readonly #hosts: Set<string> | undefined;
-
-  constructor(options: HttpOptions, port: number) {
-    const loopbackNames = ["127.0.0.1", "localhost", "[::1]"];
-    const own = [...loopbackNames];
-    if (!isLoopbackHost(options.host) && !WILDCARD_HOSTS.has(options.host)) own.push(hostForUrl(options.host));
-    this.#origins = new Set([
-      ...own.flatMap((name) =>
-        port === 80 ? [`http://${name}:${port}`, `http://${name}`] : [`http://${name}:${port}`],
-      ),
-      ...options.allowedOrigins.map((o) => o.toLowerCase()),
-    ]);
-    const allowedHosts = options.allowedHosts.map((h) => h.toLowerCase());
-    if (isLoopbackHost(options.host) || allowedHosts.length > 0) {
-      // Bound to loopback, only loopback names can reach us legitimately: anything else is DNS rebinding.
-      // On the default HTTP port clients leave the port out of Host, so the bare names count too.
-      const ownHosts = own.flatMap((name) => (port === 80 ? [`${name}:${port}`, name] : [`${name}:${port}`]));
-      this.#hosts = new Set([...ownHosts, ...allowedHosts]);
-    } else {
-      // Reachable under names we cannot know (a load balancer's): the Origin check and the tokens still apply.
-      this.#hosts = undefined;
-    }
-  }
-
-  hostAllowed(host: string | undefined): boolean {
-    if (this.#hosts === undefined) return true;
-    if (host === undefined) return false;
-    const lower = host.toLowerCase();
-    return this.#hosts.has(lower) || this.#hosts.has(lower.replace(/:\d+$/, ""));
-  }
-
-  originAllowed(origin: string | undefined): boolean {
-    return origin === undefined || this.#origins.has(origin.toLowerCase());
-  }
-}
+/** A check answers (and returns true) when the request must go no further. */
+type Check = (x: Exchange) => boolean;
 
 function isJsonMediaType(header: string | undefined): boolean {
   return (header ?? "").split(";")[0]?.trim().toLowerCase() === "application/json";
 }
 
-type BodyResult = { ok: true; text: string } | { ok: false; tooLarge: true };
-
-/**
- * Reads the body up to `limit` bytes. Hand-rolled (a few lines) because the
- * refusal must happen here, before a transport and server are built for the
- * request, and must stop storing bytes as soon as the limit is passed.
- */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const onData = (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > limit) {
-        done = true;
-        chunks.length = 0;
-        // Keep reading (and discarding) so the client can finish writing and read our 413.
-        resolve({ ok: false, tooLarge: true });
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on("data", onData);
-    req.once("end", () => {
-      if (!done) {
-        done = true;
-        resolve({ ok: true, text: Buffer.concat(chunks).toString("utf8") });
-      }
-    });
-    req.once("error", (error) => {
-      if (!done) {
-        done = true;
-        reject(error);
-      }
-    });
-  });
-}
-
 function bearerToken(header: string): string | undefined {
-  const m = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i.exec(header);
-  return m?.[1];
+  return /^Bearer[ \t]+([^ \t]+)[ \t]*$/i.exec(header)?.[1];
 }
 
-export async function listenHttp(deps: HttpServerDeps, options: HttpOptions): Promise<HttpTrackerServer> {
-  const { auth, log } = deps;
-  const inflight = new Set<Promise<void>>();
-  let guard: RequestGuard | undefined;
-  let closing = false;
-
-  const refuseAuth = (res: ServerResponse, reason: string, message: string) => {
-    sendJson(
-      res,
-      401,
-      rpcError(RPC_UNAUTHENTICATED, `unauthenticated: ${message}`, { code: "unauthenticated", reason }),
-      {
-        "www-authenticate": `Bearer error="invalid_token", error_description="${headerSafe(message)}"`,
-      },
-    );
-  };
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (path !== options.path) {
-      sendJson(res, 404, rpcError(RPC_SERVER_ERROR, `not found: the MCP endpoint is ${options.path}`));
-      return;
-    }
-    if (!guard?.hostAllowed(req.headers.host)) {
-      sendJson(
+/** The checks that need only the request line and headers, in order. */
+function headerChecks(options: HttpOptions, guard: () => RequestGuard): Check[] {
+  return [
+    ({ req, res }) => {
+      if ((req.url ?? "/").split("?")[0] === options.path) return false;
+      refuse(res, 404, "not_found", `not found: the MCP endpoint is ${options.path}`);
+      return true;
+    },
+    ({ req, res }) => {
+      if (guard().hostAllowed(req.headers.host)) return false;
+      const host = headerSafe(req.headers.host ?? "", 100);
+      refuse(
         res,
         403,
-        rpcError(
-          RPC_SERVER_ERROR,
-          `forbidden: Host header "${headerSafe(req.headers.host ?? "", 100)}" is not a name of this server (DNS rebinding protection); add it with --allow-host`,
-          { code: "forbidden_host" },
-        ),
+        "forbidden_host",
+        `forbidden: Host header "${host}" is not a name of this server (DNS rebinding protection); add it with --allow-host`,
       );
-      return;
-    }
-    const origin = req.headers.origin;
-    if (!guard.originAllowed(origin)) {
-      sendJson(
+      return true;
+    },
+    ({ req, res }) => {
+      if (guard().originAllowed(req.headers.origin)) return false;
+      const origin = headerSafe(req.headers.origin ?? "", 100);
+      refuse(
         res,
         403,
-        rpcError(
-          RPC_SERVER_ERROR,
-          `forbidden: Origin "${headerSafe(origin ?? "", 100)}" is not allowed (DNS rebinding protection); allow it with --allow-origin`,
-          { code: "forbidden_origin" },
-        ),
+        "forbidden_origin",
+        `forbidden: Origin "${origin}" is not allowed (DNS rebinding protection); allow it with --allow-origin`,
       );
-      return;
-    }
-    if (req.method !== "POST") {
-      sendJson(
-        res,
-        405,
-        rpcError(RPC_SERVER_ERROR, "method not allowed: this stateless MCP endpoint takes POST only", {
-          code: "method_not_allowed",
-        }),
-        { allow: "POST" },
-      );
-      return;
-    }
-    if (!isJsonMediaType(req.headers["content-type"])) {
-      sendJson(
-        res,
-        415,
-        rpcError(RPC_SERVER_ERROR, "unsupported media type: Content-Type must be application/json", {
-          code: "unsupported_media_type",
-        }),
-      );
-      return;
-    }
-    const tooLarge = () =>
-      sendJson(
-        res,
-        413,
-        rpcError(RPC_SERVER_ERROR, `payload too large: the request body limit is ${options.bodyLimitBytes} bytes`, {
-          code: "payload_too_large",
-          limit: options.bodyLimitBytes,
-        }),
-        { connection: "close" },
-      );
-    const declared = Number(req.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > options.bodyLimitBytes) {
-      tooLarge();
-      req.resume();
-      return;
-    }
+      return true;
+    },
+    ({ req, res }) => {
+      if (req.method === "POST") return false;
+      refuse(res, 405, "method_not_allowed", "method not allowed: this stateless MCP endpoint takes POST only", {
+        headers: { allow: "POST" },
+      });
+      return true;
+    },
+    ({ req, res }) => {
+      if (isJsonMediaType(req.headers["content-type"])) return false;
+      refuse(res, 415, "unsupported_media_type", "unsupported media type: Content-Type must be application/json");
+      return true;
+    },
+    ({ req, res }) => {
+      const declared = Number(req.headers["content-length"]);
+      if (!(Number.isFinite(declared) && declared > options.bodyLimitBytes)) return false;
+      refuseTooLarge(res, options.bodyLimitBytes);
+      return true;
+    },
+  ];
+}
 
-    let authInfo: AuthInfo | undefined;
-    const authorization = req.headers.authorization;
-    // With authentication disabled there is nothing to check a header against: it is ignored, like the token argument.
-    if (authorization !== undefined && auth.kind === "jwt") {
-      const token = bearerToken(authorization);
-      if (token === undefined) {
-        refuseAuth(res, "malformed", 'the Authorization header must be "Bearer <jwt>"');
-        req.resume();
-        return;
-      }
-      try {
-        const verified = await verifyToken(token, auth.secret);
-        authInfo = {
-          // The SDK wants the raw token here; handlers only need the verified claims, so it is not kept.
-          token: "",
-          clientId: verified.component,
-          scopes: verified.scopes ?? [],
-          expiresAt: verified.expiresAt,
-          extra: { [AUTH_INFO_TOKEN_KEY]: verified },
-        };
-      } catch (error) {
-        if (!(error instanceof AuthError)) throw error;
-        refuseAuth(res, error.reason, error.message);
-        req.resume();
-        return;
-      }
-    }
-
-    const body = await readBody(req, options.bodyLimitBytes);
-    if (!body.ok) {
-      tooLarge();
-      return;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body.text);
-    } catch {
-      sendJson(res, 400, rpcError(RPC_PARSE_ERROR, "parse error: the request body is not valid JSON"));
-      return;
-    }
-
-    const server = createMcpServer({ ...deps, transport: "tcp" });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    res.once("close", () => {
-      void transport.close();
-      void server.close();
-    });
-    await server.connect(transport);
-    await transport.handleRequest(Object.assign(req, { auth: authInfo }), res, parsed);
-  };
-
-  const httpServer: Server = createServer((req, res) => {
-    if (closing) res.setHeader("connection", "close");
-    const work = handle(req, res)
-      .catch((error: unknown) => {
-        log.error(`HTTP request failed: ${error instanceof Error ? error.message : String(error)}`);
-        sendJson(res, 500, rpcError(-32603, "internal error"));
-      })
-      .finally(() => inflight.delete(work));
-    inflight.add(work);
+function refuseTooLarge(res: ServerResponse, limit: number): void {
+  refuse(res, 413, "payload_too_large", `payload too large: the request body limit is ${limit} bytes`, {
+    data: { limit },
   });
+}
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject);
-    httpServer.listen(options.port, options.host, () => {
-      httpServer.off("error", reject);
+/** Verifies a Bearer header, if any; true when it refused the request. With auth disabled the header is ignored. */
+async function checkBearer(x: Exchange, auth: AuthMode): Promise<boolean> {
+  const header = x.req.headers.authorization;
+  if (header === undefined || auth.kind !== "jwt") return false;
+  const token = bearerToken(header);
+  if (token === undefined) {
+    refuseUnauthenticated(x.res, "malformed", 'the Authorization header must be "Bearer <jwt>"');
+    return true;
+  }
+  try {
+    const verified = await verifyToken(token, auth.secret, { maxLifetimeSeconds: auth.maxTokenTtlSeconds });
+    x.authInfo = {
+      // The SDK wants the raw token here; handlers only need the verified claims, so it is not kept.
+      token: "",
+      clientId: verified.component,
+      scopes: verified.scopes ?? [],
+      expiresAt: verified.expiresAt,
+      extra: { [AUTH_INFO_TOKEN_KEY]: verified },
+    };
+    return false;
+  } catch (error) {
+    if (!(error instanceof AuthError)) throw error;
+    refuseUnauthenticated(x.res, error.reason, error.message);
+    return true;
+  }
+}
+
+/** The body as JSON; answers (and returns undefined) when it is too large, too slow, gone or not JSON. */
+async function readJson(
+  x: Exchange,
+  options: HttpOptions,
+  anonymous: boolean,
+): Promise<{ value: unknown } | undefined> {
+  const limit = anonymous ? options.unauthenticatedBodyLimitBytes : options.bodyLimitBytes;
+  const body = await readBody(x.req, limit, options.bodyTimeoutMs);
+  switch (body.kind) {
+    case "too_large":
+      refuseTooLarge(x.res, limit);
+      return undefined;
+    case "timeout":
+      refuse(
+        x.res,
+        408,
+        "request_timeout",
+        `request timeout: the body did not arrive within ${options.bodyTimeoutMs} ms`,
+      );
+      return undefined;
+    case "aborted":
+      x.res.destroy();
+      return undefined;
+  }
+  try {
+    return { value: JSON.parse(body.text) };
+  } catch {
+    sendJson(x.res, 400, rpcError(RPC_PARSE_ERROR, "parse error: the request body is not valid JSON"));
+    return undefined;
+  }
+}
+
+async function serveMcp(x: Exchange, deps: HttpServerDeps, parsed: unknown): Promise<void> {
+  const server = createMcpServer({ ...deps, transport: "tcp" });
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+  x.res.once("close", () => {
+    void transport.close();
+    void server.close();
+  });
+  await server.connect(transport);
+  await transport.handleRequest(Object.assign(x.req, { auth: x.authInfo }), x.res, parsed);
+}
+
+class FrontDoor {
+  readonly #deps: HttpServerDeps;
+  readonly #options: HttpOptions;
+  readonly #checks: Check[];
+  readonly slots: RequestSlots;
+  readonly connections: ConnectionLimiter;
+  readonly throttle: LogThrottle;
+  guard: RequestGuard | undefined;
+
+  constructor(deps: HttpServerDeps, options: HttpOptions) {
+    this.#deps = deps;
+    this.#options = options;
+    this.#checks = headerChecks(options, () => this.guard as RequestGuard);
+    this.slots = new RequestSlots(options.maxRequests, options.maxUnauthenticatedRequests);
+    this.connections = new ConnectionLimiter(options.maxConnections);
+    this.throttle = new LogThrottle(deps.log);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const x: Exchange = { req, res };
+    res.once("close", () => this.connections.idle(req.socket));
+    if (this.#checks.some((check) => check(x))) return;
+    if (await checkBearer(x, this.#deps.auth)) return;
+    const anonymous = this.#deps.auth.kind === "jwt" && x.authInfo === undefined;
+    const release = this.slots.enter(!anonymous);
+    if (release === undefined) {
+      this.#refuseBusy(res);
+      return;
+    }
+    res.once("close", release);
+    const parsed = await readJson(x, this.#options, anonymous);
+    if (parsed !== undefined) await serveMcp(x, this.#deps, parsed.value);
+  }
+
+  #refuseBusy(res: ServerResponse): void {
+    refuse(res, 503, "overloaded", `overloaded: too many requests in flight; retry in ${RETRY_AFTER_SECONDS} s`, {
+      headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
+    });
+    this.throttle.write("warn", "requests refused with 503", () => {
+      const shed = this.connections.takeShedCount();
+      return `requests refused with 503: ${this.slots.inFlight} in flight (limits --max-requests ${this.#options.maxRequests}, --max-unauthenticated-requests ${this.#options.maxUnauthenticatedRequests})${shed > 0 ? `; ${shed} idle connections closed to stay under --max-connections ${this.#options.maxConnections}` : ""}`;
+    });
+  }
+
+  failed(res: ServerResponse, error: unknown): void {
+    this.throttle.write("error", "HTTP request failed", () => {
+      return `HTTP request failed: ${error instanceof Error ? error.message : String(error)}`;
+    });
+    sendJson(res, 500, rpcError(RPC_INTERNAL_ERROR, "internal error"));
+  }
+}
+
+function listen(server: Server, options: HttpOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
       resolve();
     });
   });
-  const { port } = httpServer.address() as AddressInfo;
-  guard = new RequestGuard(options, port);
-  const url = `http://${hostForUrl(options.host)}:${port}${options.path}`;
+}
 
+export async function listenHttp(deps: HttpServerDeps, options: HttpOptions): Promise<HttpTrackerServer> {
+  const door = new FrontDoor(deps, options);
+  const inflight = new Set<Promise<void>>();
+  let closing = false;
+  const httpServer = createServer(
+    // A connection must send its headers, and its whole request, in bounded time; checked every second.
+    {
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.headersTimeoutMs + options.bodyTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      if (closing) res.setHeader("connection", "close");
+      const work = door
+        .handle(req, res)
+        .catch((error: unknown) => door.failed(res, error))
+        .finally(() => inflight.delete(work));
+      inflight.add(work);
+    },
+  );
+  door.connections.attach(httpServer);
+  await listen(httpServer, options);
+  const { port } = httpServer.address() as AddressInfo;
+  door.guard = new RequestGuard(options, port);
   return {
-    url,
+    url: `http://${hostForUrl(options.host)}:${port}${options.path}`,
     host: options.host,
     port,
     async close() {
@@ -331,6 +298,7 @@ export async function listenHttp(deps: HttpServerDeps, options: HttpOptions): Pr
       await settledWithin(Promise.allSettled([...inflight]), options.shutdownGraceMs, { unref: true });
       httpServer.closeAllConnections();
       await stopped;
+      door.throttle.flush();
     },
   };
 }

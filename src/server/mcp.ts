@@ -8,7 +8,9 @@ import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
   CallToolRequestSchema,
   type CallToolResult,
+  ErrorCode,
   ListToolsRequestSchema,
+  McpError,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
@@ -92,6 +94,13 @@ export function createMcpServer(ctx: McpServerContext): Server {
     return ctx.telemetry.toolCall(
       { tool, requestId: extra.requestId, transport: ctx.transport, mcpSessionId: extra.sessionId, meta: _meta },
       async () => {
+        // The MCP spec answers an unknown tool with a protocol error, not a tool result.
+        if (!isToolName(name)) {
+          throw new McpError(
+            ErrorCode.InvalidParams,
+            `Unknown tool: ${name.slice(0, 100)}; this server has: ${TOOL_LIST.join(", ")}`,
+          );
+        }
         const answer = await ctx.tools.call(name, args ?? {}, {
           header: headerToken(extra),
           environment: ctx.environmentToken,

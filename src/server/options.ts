@@ -11,6 +11,31 @@ export const DEFAULT_LEASE_SECONDS = 300;
 /** The sweeper runs every lease/4, but at least this often. */
 export const MAX_SWEEP_INTERVAL_SECONDS = 30;
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+/**
+ * A request without a verified Authorization header must be read to find a
+ * `token` argument (Session-Buddy style) or is a tokenless call (initialize,
+ * tools/list, health_check). Its body is held to this size (or --max-body,
+ * if smaller): a start event with a token is a few KiB.
+ */
+export const DEFAULT_UNAUTHENTICATED_BODY_LIMIT_BYTES = 64 * 1024;
+/** Open connections at most; past it the longest-idle one is closed, or the new one when none is idle. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** Requests being read or handled at once; past it, 503 with Retry-After. */
+export const DEFAULT_MAX_REQUESTS = 128;
+/** Of those, requests without a verified Authorization header; the rest stay free for callers with one. */
+export const DEFAULT_MAX_UNAUTHENTICATED_REQUESTS = 32;
+/** A request body must arrive within this long (slow-body attacks), else 408. */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
+/** A connection must send its request headers within this long. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+/** What 503 answers say in Retry-After. */
+export const RETRY_AFTER_SECONDS = 1;
+/** A store operation (and so a tool call) answers `unavailable` after this long. */
+export const DEFAULT_STORE_TIMEOUT_SECONDS = 4;
+/** A start or end stamped further than this ahead of the tracker's clock is refused. */
+export const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300;
+/** Tokens valid for longer (exp - iat) are refused, whoever minted them. */
+export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
 /** How long a stopping server waits for in-flight requests before closing their connections. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 export const DEFAULT_SERVICE_NAME = "shell-sessions-tracker";
@@ -21,8 +46,12 @@ export const ENV_TOKEN = "SESSION_BUDDY_TOKEN";
 export const ENV_LEASE_SECONDS = "SHELL_SESSIONS_LEASE_SECONDS";
 export const ENV_STORE = "SHELL_SESSIONS_STORE";
 
-/** How callers are authenticated: by JWTs signed with the shared secret, or (explicit opt-out) not at all. */
-export type AuthMode = { kind: "jwt"; secret: string } | { kind: "disabled" };
+/**
+ * How callers are authenticated: by JWTs signed with the shared secret (whose
+ * lifetime, exp - iat, is at most `maxTokenTtlSeconds`, default 366 days), or
+ * (explicit opt-out) not at all.
+ */
+export type AuthMode = { kind: "jwt"; secret: string; maxTokenTtlSeconds?: number } | { kind: "disabled" };
 
 export interface HttpOptions {
   host: string;
@@ -34,17 +63,38 @@ export interface HttpOptions {
   /** Host header values allowed besides the loopback names with the server's port. */
   allowedHosts: string[];
   shutdownGraceMs: number;
+  /** Body limit for requests without a verified Authorization header (never above bodyLimitBytes). */
+  unauthenticatedBodyLimitBytes: number;
+  maxConnections: number;
+  maxRequests: number;
+  maxUnauthenticatedRequests: number;
+  bodyTimeoutMs: number;
+  headersTimeoutMs: number;
 }
 
 export function httpOptions(overrides: Partial<HttpOptions> = {}): HttpOptions {
+  const bodyLimitBytes = overrides.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const maxRequests = overrides.maxRequests ?? DEFAULT_MAX_REQUESTS;
   return {
     host: overrides.host ?? DEFAULT_HOST,
     port: overrides.port ?? DEFAULT_PORT,
     path: overrides.path ?? DEFAULT_PATH,
-    bodyLimitBytes: overrides.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    bodyLimitBytes,
     allowedOrigins: overrides.allowedOrigins ?? [],
     allowedHosts: overrides.allowedHosts ?? [],
     shutdownGraceMs: overrides.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+    unauthenticatedBodyLimitBytes: Math.min(
+      bodyLimitBytes,
+      overrides.unauthenticatedBodyLimitBytes ?? DEFAULT_UNAUTHENTICATED_BODY_LIMIT_BYTES,
+    ),
+    maxConnections: overrides.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    maxRequests,
+    maxUnauthenticatedRequests: Math.min(
+      maxRequests,
+      overrides.maxUnauthenticatedRequests ?? DEFAULT_MAX_UNAUTHENTICATED_REQUESTS,
+    ),
+    bodyTimeoutMs: overrides.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
+    headersTimeoutMs: overrides.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
   };
 }
 
@@ -79,6 +129,34 @@ export function resolveStoreSpec(flag: string | undefined, env: NodeJS.ProcessEn
   if (flag !== undefined) return flag;
   const fromEnv = env[ENV_STORE];
   return fromEnv !== undefined && fromEnv !== "" ? fromEnv : undefined;
+}
+
+/** A whole number from `min` to `max`, in plain words when it is not one. */
+export function parseCount(text: string, source: string, min: number, max: number): number {
+  const value = Number(text.trim());
+  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+    throw new OptionError(`${source} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Seconds (fractions allowed) from `min` to `max`. */
+export function parseSeconds(text: string, source: string, min: number, max: number, example: string): number {
+  const value = Number(text.trim());
+  if (text.trim() === "" || !Number.isFinite(value) || value < min || value > max) {
+    throw new OptionError(`${source} must be a number of seconds from ${min} to ${max}, such as ${example}`);
+  }
+  return value;
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Seconds from `3600`, `90m`, `24h`, `7d`; undefined when unreadable, zero, or over `max`. */
+export function parseDuration(text: string, max: number): number | undefined {
+  const m = /^(\d+)([smhd]?)$/.exec(text.trim().toLowerCase());
+  if (!m) return undefined;
+  const seconds = Number(m[1]) * (DURATION_UNITS[m[2] || "s"] ?? 1);
+  return seconds > 0 && seconds <= max ? seconds : undefined;
 }
 
 export function parsePort(text: string): number {
@@ -116,8 +194,15 @@ export function parseOrigin(text: string): string {
   return url.origin;
 }
 
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+const LOOPBACK_HOSTS = new Set(["localhost", "::1", "[::1]"]);
 
+/** An IPv4 address in 127.0.0.0/8, written as Node prints addresses (four decimal octets). */
+export function isLoopbackIpv4(host: string): boolean {
+  const octets = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  return octets?.slice(1).every((o) => Number(o) <= 255) ?? false;
+}
+
+/** localhost, ::1, or any address of 127.0.0.0/8. */
 export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host.toLowerCase()) || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return LOOPBACK_HOSTS.has(host.toLowerCase()) || isLoopbackIpv4(host);
 }

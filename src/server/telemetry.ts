@@ -7,6 +7,8 @@
  * any) must be started before: the metrics API has no proxy that would pick up
  * a provider registered later.
  */
+
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import {
   type Attributes,
   type Context,
@@ -21,6 +23,7 @@ import {
   type TextMapGetter,
   trace,
 } from "@opentelemetry/api";
+import { ExitReason } from "../contract/schemas.ts";
 import { TRACE_META_KEYS } from "../contract/tools.ts";
 import { version as packageVersion } from "../package-info.ts";
 import {
@@ -65,6 +68,18 @@ export function contextFromMeta(meta: unknown): Context {
   return propagation.extract(ROOT_CONTEXT, meta as Record<string, unknown>, metaGetter);
 }
 
+/** The label for an exit reason outside the contract's list: client text never becomes a label value. */
+export const OTHER_EXIT_REASON = "other";
+/** Distinct component labels kept at most; later ones share `_OTHER` (components come from tokens, or any caller without auth). */
+export const MAX_COMPONENT_LABELS = 200;
+export const OTHER_COMPONENT = "_OTHER";
+
+/** An exit reason as a metric label: one of the contract's reasons, `unknown` when absent, else `other`. */
+export function exitReasonLabel(reason: string | null): string {
+  if (reason === null) return "unknown";
+  return ExitReason.safeParse(reason).success ? reason : OTHER_EXIT_REASON;
+}
+
 export interface ToolCallFacts {
   tool: string;
   requestId: string | number;
@@ -87,6 +102,7 @@ export class ServerTelemetry {
   readonly #started: Counter;
   readonly #ended: Counter;
   readonly #abandoned: Counter;
+  readonly #components = new Set<string>();
   #active = 0;
 
   constructor() {
@@ -144,6 +160,10 @@ export class ServerTelemetry {
           return value;
         } catch (error) {
           span.recordException(error instanceof Error ? error : String(error));
+          // A protocol error (an unknown tool) is the caller's mistake, not ours.
+          if (error instanceof McpError && error.code === ErrorCode.InvalidParams) {
+            outcome = { status: "error", errorType: "invalid_argument" };
+          }
           throw error;
         } finally {
           if (outcome.sessionId) span.setAttribute(ATTR_SESSION_ID, outcome.sessionId);
@@ -165,14 +185,25 @@ export class ServerTelemetry {
     );
   }
 
+  /** A component name as a label value: the first MAX_COMPONENT_LABELS seen keep their name. */
+  componentLabel(component: string): string {
+    if (this.#components.has(component)) return component;
+    if (this.#components.size >= MAX_COMPONENT_LABELS) return OTHER_COMPONENT;
+    this.#components.add(component);
+    return component;
+  }
+
   sessionStarted(component: string): void {
-    this.#started.add(1, { [ATTR_SHELL_COMPONENT_NAME]: component });
+    this.#started.add(1, { [ATTR_SHELL_COMPONENT_NAME]: this.componentLabel(component) });
     this.#active++;
   }
 
   /** `wasActive`: false when an abandoned session's late end arrives (it had already left the active count). */
   sessionEnded(component: string, exitReason: string | null, wasActive: boolean): void {
-    this.#ended.add(1, { [ATTR_SHELL_COMPONENT_NAME]: component, [ATTR_SHELL_EXIT_REASON]: exitReason ?? "unknown" });
+    this.#ended.add(1, {
+      [ATTR_SHELL_COMPONENT_NAME]: this.componentLabel(component),
+      [ATTR_SHELL_EXIT_REASON]: exitReasonLabel(exitReason),
+    });
     if (wasActive) this.#active = Math.max(0, this.#active - 1);
   }
 
@@ -181,7 +212,9 @@ export class ServerTelemetry {
   }
 
   sessionsAbandoned(components: readonly string[]): void {
-    for (const component of components) this.#abandoned.add(1, { [ATTR_SHELL_COMPONENT_NAME]: component });
+    for (const component of components) {
+      this.#abandoned.add(1, { [ATTR_SHELL_COMPONENT_NAME]: this.componentLabel(component) });
+    }
     this.#active = Math.max(0, this.#active - components.length);
   }
 

@@ -22,10 +22,19 @@ import {
   validateStartEvent,
 } from "../contract/tools.ts";
 import { version as packageVersion } from "../package-info.ts";
+import { StoreTimeoutError, storeFailure, withinTimeout } from "../store/failures.ts";
+import { assertNotAhead } from "../store/records.ts";
 import type { SessionStore } from "../store/types.ts";
 import { authenticate, type CallCredentials, requireComponent, requireScope } from "./auth.ts";
+import { HealthProbe } from "./health.ts";
 import type { Logger } from "./log.ts";
-import { type AuthMode, SERVER_NAME } from "./options.ts";
+import { LogThrottle } from "./log-throttle.ts";
+import {
+  type AuthMode,
+  DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+  DEFAULT_STORE_TIMEOUT_SECONDS,
+  SERVER_NAME,
+} from "./options.ts";
 import type { ServerTelemetry, ToolCallOutcome } from "./telemetry.ts";
 
 export type ToolResult = Record<string, unknown>;
@@ -43,6 +52,10 @@ export interface TrackerDeps {
   log: Logger;
   /** The server's clock; the lease runs on it. */
   now?: () => Date;
+  /** A tool call that waits longer than this on the store answers `unavailable`. Default 4 s. */
+  storeTimeoutMs?: number;
+  /** Starts and ends stamped further ahead of `now` are refused. Default 300 s. */
+  maxClockSkewSeconds?: number;
 }
 
 export const TOOL_LIST: readonly ToolName[] = Object.values(TOOL_NAMES);
@@ -79,10 +92,19 @@ function notFound(tool: ToolName, sessionId: string): ToolAnswer {
 export class TrackerTools {
   readonly #deps: TrackerDeps;
   readonly #now: () => Date;
+  readonly #timeoutMs: number;
+  readonly #skewSeconds: number;
+  readonly #health: HealthProbe;
+  /** Store failures are logged, but a hung database must not turn every call into a log line. */
+  readonly #logThrottle: LogThrottle;
 
   constructor(deps: TrackerDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? (() => new Date());
+    this.#timeoutMs = deps.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_SECONDS * 1000;
+    this.#skewSeconds = deps.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS;
+    this.#health = new HealthProbe(deps.store, this.#timeoutMs, this.#now);
+    this.#logThrottle = new LogThrottle(deps.log);
   }
 
   /** Answers one tool call. Never throws. */
@@ -98,7 +120,9 @@ export class TrackerTools {
     const input = argumentsObject(args);
     let answer: ToolAnswer;
     try {
-      answer = await this.#dispatch(tool, input, { ...credentials, argument: input.token });
+      const work = this.#dispatch(tool, input, { ...credentials, argument: input.token });
+      // health_check bounds its own probe; every other call gets one deadline for all its store work.
+      answer = tool === TOOL_NAMES.health ? await work : await withinTimeout(work, this.#timeoutMs);
     } catch (error) {
       answer = this.#errorAnswer(tool, error, input);
     }
@@ -121,10 +145,14 @@ export class TrackerTools {
       contractError = error;
     } else {
       // A store failure: the details (which may name hosts or paths) go to the log, not to the caller.
-      this.#deps.log.error(`${tool} failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.#logThrottle.write("error", `${tool} failed`, () => {
+        return `${tool} failed: ${error instanceof Error ? error.message : String(error)}`;
+      });
       contractError = new ContractError(
         "unavailable",
-        "the tracker could not reach its session store; retry later (the event was not recorded)",
+        error instanceof StoreTimeoutError
+          ? `the tracker's session store did not answer within ${error.timeoutMs} ms; retry later (retrying is safe: events are de-duplicated by event id)`
+          : `the tracker's session store failed (${storeFailure(error)}); retry later (the event was not recorded)`,
       );
     }
     const sessionId = typeof input.session_id === "string" ? input.session_id : undefined;
@@ -137,7 +165,7 @@ export class TrackerTools {
   async #dispatch(tool: ToolName, input: Record<string, unknown>, credentials: CallCredentials): Promise<ToolAnswer> {
     switch (tool) {
       case TOOL_NAMES.health:
-        return this.#health();
+        return this.#healthCheck(credentials);
       case TOOL_NAMES.start:
         return this.#start(input, credentials);
       case TOOL_NAMES.end:
@@ -151,29 +179,35 @@ export class TrackerTools {
     }
   }
 
-  async #health(): Promise<ToolAnswer> {
+  /**
+   * Without credentials (auth on), only `status`: a load balancer needs no
+   * more, and versions, settings and counts are for callers with a token
+   * that may read. A token that is given must be valid.
+   */
+  async #healthCheck(credentials: CallCredentials): Promise<ToolAnswer> {
     const { store, auth, leaseSeconds, telemetry } = this.#deps;
-    const base = {
-      server: SERVER_NAME,
-      version: packageVersion,
-      store: store.kind,
-      auth: auth.kind,
-      lease_seconds: leaseSeconds,
-    };
-    try {
-      await store.ping();
-    } catch (error) {
-      this.#deps.log.error(
-        `health_check: store ping failed: ${error instanceof Error ? error.message : String(error)}`,
-      );
-      return {
-        result: { ...base, status: "error", code: "unavailable", error: "the session store does not answer" },
-        outcome: { status: "error", errorType: "unavailable" },
-      };
-    }
+    const anonymous =
+      auth.kind === "jwt" &&
+      credentials.header === undefined &&
+      credentials.environment === undefined &&
+      (credentials.argument === undefined || credentials.argument === null);
+    const identity = anonymous ? undefined : await authenticate(auth, credentials);
+    if (identity !== undefined) requireScope(identity, SCOPE_READ, TOOL_NAMES.health);
+    const report = await this.#health.check();
+    const outcome = { status: report.status };
+    if (anonymous) return { result: { status: report.status }, outcome };
     return {
-      result: { ...base, status: "healthy", active_sessions: telemetry.active },
-      outcome: { status: "healthy" },
+      result: {
+        status: report.status,
+        ...(report.reason !== undefined ? { reason: report.reason } : {}),
+        server: SERVER_NAME,
+        version: packageVersion,
+        store: store.kind,
+        auth: auth.kind,
+        lease_seconds: leaseSeconds,
+        active_sessions: telemetry.active,
+      },
+      outcome,
     };
   }
 
@@ -182,7 +216,9 @@ export class TrackerTools {
     const { token: _token, ...event } = validateStartEvent(input);
     requireScope(identity, SCOPE_WRITE, TOOL_NAMES.start);
     requireComponent(identity, event.component_name, "component_name");
-    const { session, created } = await this.#deps.store.recordStart(event, this.#now());
+    const receivedAt = this.#now();
+    assertNotAhead("timestamp", event.timestamp, receivedAt, this.#skewSeconds);
+    const { session, created } = await this.#deps.store.recordStart(event, receivedAt);
     if (created) this.#deps.telemetry.sessionStarted(session.component_name);
     return {
       result: { session_id: session.session_id, status: "tracked", ...(created ? {} : { replayed: true }) },
@@ -201,9 +237,11 @@ export class TrackerTools {
     const identity = await authenticate(this.#deps.auth, credentials);
     const { token: _token, ...event } = validateEndEvent(input);
     requireScope(identity, SCOPE_WRITE, TOOL_NAMES.end);
+    const receivedAt = this.#now();
+    assertNotAhead("timestamp", event.timestamp, receivedAt, this.#skewSeconds);
     const before = await this.#ownedSession(event.session_id, identity);
     if (!before) return notFound(TOOL_NAMES.end, event.session_id);
-    const outcome = await this.#deps.store.recordEnd(event, this.#now());
+    const outcome = await this.#deps.store.recordEnd(event, receivedAt);
     if (outcome.status === "not_found") return notFound(TOOL_NAMES.end, event.session_id);
     const { session, alreadyEnded } = outcome;
     if (!alreadyEnded) {

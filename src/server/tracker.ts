@@ -13,6 +13,8 @@ import { type Logger, silentLogger } from "./log.ts";
 import {
   type AuthMode,
   DEFAULT_LEASE_SECONDS,
+  DEFAULT_MAX_TOKEN_TTL_SECONDS,
+  DEFAULT_STORE_TIMEOUT_SECONDS,
   ENV_SECRET,
   type HttpOptions,
   httpOptions,
@@ -36,6 +38,12 @@ export interface TrackerOptions {
   leaseSeconds?: number;
   /** Default: min(lease/4, 30 s). */
   sweepIntervalMs?: number;
+  /** A tool call waiting longer on the store answers `unavailable`; also PostgreSQL's connect, acquire and statement timeout. Default 4 s. */
+  storeTimeoutMs?: number;
+  /** Starts and ends stamped further ahead of the server's clock are refused. Default 300 s. */
+  maxClockSkewSeconds?: number;
+  /** Tokens valid for longer (exp - iat) are refused. Default 366 days. */
+  maxTokenTtlSeconds?: number;
   log?: Logger;
   env?: NodeJS.ProcessEnv;
 }
@@ -57,7 +65,10 @@ function resolveAuth(options: TrackerOptions, log: Logger): AuthMode {
     );
     return { kind: "disabled" };
   }
-  if (options.secret !== undefined) return { kind: "jwt", secret: assertSecret(options.secret, "the secret") };
+  const maxTokenTtlSeconds = options.maxTokenTtlSeconds ?? DEFAULT_MAX_TOKEN_TTL_SECONDS;
+  if (options.secret !== undefined) {
+    return { kind: "jwt", secret: assertSecret(options.secret, "the secret"), maxTokenTtlSeconds };
+  }
   const resolved = findOrCreateSecret(env);
   if (resolved.source === "env") {
     log.info(`auth: HS256 tokens signed with the secret from ${ENV_SECRET}`);
@@ -69,7 +80,7 @@ function resolveAuth(options: TrackerOptions, log: Logger): AuthMode {
     );
   }
   if (resolved.warning) log.warn(resolved.warning);
-  return { kind: "jwt", secret: resolved.secret };
+  return { kind: "jwt", secret: resolved.secret, maxTokenTtlSeconds };
 }
 
 async function prepare(options: TrackerOptions): Promise<Prepared> {
@@ -77,15 +88,24 @@ async function prepare(options: TrackerOptions): Promise<Prepared> {
   const env = options.env ?? process.env;
   const leaseSeconds = options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
   const auth = resolveAuth(options, log);
+  const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_SECONDS * 1000;
   const ownsStore = options.store === undefined || typeof options.store === "string";
   const store =
     options.store === undefined || typeof options.store === "string"
-      ? await openStore(options.store ?? defaultStoreSpec(env))
+      ? await openStore(options.store ?? defaultStoreSpec(env), { timeoutMs: storeTimeoutMs })
       : options.store;
   if (!ownsStore) await store.migrate();
   log.info(`store: ${store.location}`);
   const telemetry = new ServerTelemetry();
-  const tools = new TrackerTools({ store, auth, leaseSeconds, telemetry, log });
+  const tools = new TrackerTools({
+    store,
+    auth,
+    leaseSeconds,
+    telemetry,
+    log,
+    storeTimeoutMs,
+    ...(options.maxClockSkewSeconds !== undefined ? { maxClockSkewSeconds: options.maxClockSkewSeconds } : {}),
+  });
   const sweeper = startLeaseSweeper({
     store,
     leaseSeconds,
@@ -176,7 +196,9 @@ export async function startStdioTracker(
   try {
     if (environmentToken !== undefined && prepared.auth.kind === "jwt") {
       try {
-        const verified = await verifyToken(environmentToken, prepared.auth.secret);
+        const verified = await verifyToken(environmentToken, prepared.auth.secret, {
+          maxLifetimeSeconds: prepared.auth.maxTokenTtlSeconds,
+        });
         options.log?.info(`auth: calls without a token act as component "${verified.component}" (SESSION_BUDDY_TOKEN)`);
       } catch (error) {
         if (error instanceof AuthError) throw new AuthError(error.reason, `SESSION_BUDDY_TOKEN: ${error.message}`);

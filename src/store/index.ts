@@ -21,7 +21,12 @@ export function defaultStoreSpec(env: NodeJS.ProcessEnv = process.env): string {
  * Opens the store `spec` names and brings its schema up to date. A relative
  * SQLite path is taken from the working directory; its directory is created.
  */
-export async function openStore(spec: string): Promise<SessionStore> {
+export interface OpenStoreOptions {
+  /** PostgreSQL: bound on connecting, waiting for a pooled connection and each statement. */
+  timeoutMs?: number;
+}
+
+export async function openStore(spec: string, options: OpenStoreOptions = {}): Promise<SessionStore> {
   const parsed = parseStoreSpec(spec);
   let store: SessionStore;
   if (parsed.kind === "sqlite") {
@@ -29,7 +34,7 @@ export async function openStore(spec: string): Promise<SessionStore> {
   } else {
     // Loaded only here: `pg` costs tens of milliseconds that SQLite users need not pay.
     const { postgresStore } = await import("./postgres.ts");
-    store = postgresStore(parsed.url);
+    store = postgresStore(parsed.url, options);
   }
   try {
     await store.migrate();

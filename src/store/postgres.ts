@@ -12,7 +12,7 @@
  * - migrations run under a transaction-scoped advisory lock.
  */
 import pg from "pg";
-import type { SqlValue } from "./records.ts";
+import { LOCAL_SESSION_ID_MAX, type SqlValue } from "./records.ts";
 import { indexedPrefix, type Migration, type Placeholder } from "./sql.ts";
 import { type Row, type SqlDatabase, type SqlExecutor, SqlSessionStore } from "./sql-store.ts";
 
@@ -20,6 +20,13 @@ import { type Row, type SqlDatabase, type SqlExecutor, SqlSessionStore } from ".
 const MIGRATION_LOCK_KEY = "8031155551975535461";
 
 export const POSTGRES_POOL_SIZE = 10;
+/** Default for each of: connecting, waiting for a pooled connection, and one statement. */
+export const DEFAULT_STORE_TIMEOUT_MS = 4000;
+
+export interface PostgresOptions {
+  /** Bounds connecting, waiting for a free pooled connection, and each statement (client and server side). */
+  timeoutMs?: number;
+}
 
 /*
  * session_id sorts bytewise (COLLATE "C"), as in SQLite, so both stores page
@@ -69,6 +76,19 @@ const MIGRATIONS: Migration[] = [
       CREATE INDEX events_by_session ON events (session_id);
     `,
   },
+  {
+    version: 2,
+    name: "lookup by trace and local session id; health probe",
+    sql: `
+      ALTER TABLE sessions ADD COLUMN local_session_id text;
+      UPDATE sessions SET local_session_id = lower(metadata->>'local_session_id')
+        WHERE jsonb_typeof(metadata->'local_session_id') = 'string'
+          AND length(metadata->>'local_session_id') <= ${LOCAL_SESSION_ID_MAX};
+      CREATE INDEX sessions_by_trace ON sessions (trace_id) WHERE trace_id IS NOT NULL;
+      CREATE INDEX sessions_by_local_id ON sessions (local_session_id) WHERE local_session_id IS NOT NULL;
+      CREATE TABLE tracker_health (probe text PRIMARY KEY, checked_at timestamptz NOT NULL);
+    `,
+  },
 ];
 
 /** The connection URL without its password (in the userinfo or a `password` parameter): safe to log. */
@@ -98,14 +118,22 @@ class PostgresDatabase implements SqlDatabase {
   readonly migrations = MIGRATIONS;
   private readonly pool: pg.Pool;
 
-  constructor(url: string) {
+  constructor(url: string, options: PostgresOptions = {}) {
     this.location = redactPostgresUrl(url);
+    const timeoutMs = Math.round(options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS);
     this.pool = new pg.Pool({
       connectionString: url,
       max: POSTGRES_POOL_SIZE,
       application_name: "otel-shell-sessions",
       // Times come back in UTC whatever the server's default zone (a connection string's own `options` win).
-      options: "-c TimeZone=UTC",
+      // The server-side limits free the database from work nobody waits for any more.
+      options: `-c TimeZone=UTC -c statement_timeout=${timeoutMs} -c lock_timeout=${timeoutMs} -c idle_in_transaction_session_timeout=${4 * timeoutMs}`,
+      // A database that accepts the TCP connection but never answers (stopped, overloaded) fails in bounded time:
+      // connecting and waiting for a pooled connection...
+      connectionTimeoutMillis: timeoutMs,
+      // ...and each statement, measured here, since a stopped server cannot time itself out.
+      query_timeout: timeoutMs,
+      keepAlive: true,
     });
     // An idle connection that dies (server restart, network) is dropped by the pool and
     // replaced on next use; without a listener its error would crash the process.
@@ -135,9 +163,14 @@ class PostgresDatabase implements SqlDatabase {
       await client.query("COMMIT");
       return result;
     } catch (error) {
-      await client.query("ROLLBACK").catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
+      if (isTimeout(error)) {
+        // The connection still has a statement outstanding: a ROLLBACK would only queue behind it. Discard it.
+        broken = error as Error;
+      } else {
+        await client.query("ROLLBACK").catch((rollbackError: Error) => {
+          broken = rollbackError;
+        });
+      }
       throw error;
     } finally {
       // A connection that could not roll back is in an unknown state: the pool discards it.
@@ -150,7 +183,12 @@ class PostgresDatabase implements SqlDatabase {
   }
 }
 
+/** pg's own timeouts (query_timeout, connectionTimeoutMillis) reject with these messages. */
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && /timeout/i.test(error.message);
+}
+
 /** A store on the PostgreSQL database at `url`. Call `migrate()` before use; `openStore` does. */
-export function postgresStore(url: string): SqlSessionStore {
-  return new SqlSessionStore(new PostgresDatabase(url));
+export function postgresStore(url: string, options: PostgresOptions = {}): SqlSessionStore {
+  return new SqlSessionStore(new PostgresDatabase(url, options));
 }

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ContractError, kindOf } from "../contract/errors.ts";
+import { checkTimestamp } from "../contract/isotime.ts";
 import { truncateCodePoints } from "../contract/sanitize.ts";
 import {
   canonicalUuidV4,
@@ -64,19 +65,6 @@ function storableMetadata(metadata: Metadata | undefined): Metadata {
 
 // ---- time ----
 
-const EVENT_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|([+-])(\d{2}):(\d{2}))?$/;
-
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-function daysInMonth(year: number, month: number): number {
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  return month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
-}
-
-/** The instants both databases hold and ISO 8601 writes with four-digit years (so stored text sorts as time). */
-const EARLIEST_MS = Date.parse("0001-01-01T00:00:00.000Z");
-const LATEST_MS = Date.parse("9999-12-31T23:59:59.999Z");
-
 function timeError(field: string, why: string, value: unknown): ContractError {
   return new ContractError(
     "invalid_argument",
@@ -86,39 +74,15 @@ function timeError(field: string, why: string, value: unknown): ContractError {
 }
 
 /**
- * An event time as an instant, truncated to milliseconds. A time without a
- * zone is UTC (the contract says so).
- *
- * Parsed by hand because `Date.parse` reads a zone-less date-time as local
- * time and rolls impossible dates over (February 30 becomes March 2); the
- * contract's pattern admits both, and a session must not start on a day that
- * does not exist. Year 0000 is refused too: PostgreSQL has no year zero.
+ * An event time as an instant, truncated to milliseconds: every form
+ * Session-Buddy accepts (see contract/isotime.ts). A time without a zone is
+ * UTC (the contract says so). Impossible dates (February 30) and year 0000
+ * are refused, as Python refuses them.
  */
 export function parseEventTime(field: string, value: string): Date {
-  const m = EVENT_TIME.exec(value);
-  if (!m) throw timeError(field, "is not an ISO 8601 time", value);
-  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map(Number);
-  const millis = Number((m[7] ?? "").padEnd(3, "0").slice(0, 3));
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) {
-    throw timeError(field, "is not a calendar date", value);
-  }
-  if (hour > 23 || minute > 59 || second > 59) throw timeError(field, "is not a time of day", value);
-  let offsetMinutes = 0;
-  if (m[9] !== undefined) {
-    const offsetHours = Number(m[10]);
-    const offsetMins = Number(m[11]);
-    if (offsetHours > 23 || offsetMins > 59) throw timeError(field, "has an impossible UTC offset", value);
-    offsetMinutes = (m[9] === "-" ? -1 : 1) * (offsetHours * 60 + offsetMins);
-  }
-  const date = new Date(0);
-  // setUTCFullYear, unlike Date.UTC, does not map years 0-99 to 1900-1999.
-  date.setUTCFullYear(year, month - 1, day);
-  date.setUTCHours(hour, minute, second, millis);
-  const instant = date.getTime() - offsetMinutes * 60_000;
-  if (instant < EARLIEST_MS || instant > LATEST_MS) {
-    throw timeError(field, "must lie between years 0001 and 9999 in UTC", value);
-  }
-  return new Date(instant);
+  const checked = checkTimestamp(value);
+  if (!checked.ok) throw timeError(field, checked.why, value);
+  return checked.date;
 }
 
 /** A stored time (SQLite: ISO text; PostgreSQL: a Date from pg) as ISO 8601 UTC. */
@@ -156,6 +120,7 @@ export const SESSION_COLUMNS = [
   "exit_reason",
   "metadata",
   "end_metadata",
+  "local_session_id",
 ] as const;
 
 export type SessionColumn = (typeof SESSION_COLUMNS)[number];
@@ -177,6 +142,21 @@ export function traceIdOf(metadata: Metadata | undefined): string | null {
     if (typeof value === "string" && TRACE_ID.test(value) && value !== INVALID_TRACE_ID) return value;
   }
   return null;
+}
+
+/** Longest shell-local session id kept for lookups; longer ones are not an id a person types. */
+export const LOCAL_SESSION_ID_MAX = 200;
+const LOCAL_SESSION_ID = /^[A-Za-z0-9_.:{}-]+$/;
+
+/**
+ * The shell's own session id (`metadata.local_session_id`, the id its banner
+ * prints), lower-cased so a lookup ignores case as UUIDs do; null when absent
+ * or not an id.
+ */
+export function localSessionIdOf(metadata: Metadata | undefined): string | null {
+  const value = metadata?.local_session_id;
+  if (typeof value !== "string" || value.length > LOCAL_SESSION_ID_MAX || !LOCAL_SESSION_ID.test(value)) return null;
+  return value.toLowerCase();
 }
 
 /** The start event's id as stored: the contract's canonical UUID form. */
@@ -208,6 +188,7 @@ export function newSessionValues(event: SessionStartEvent, receivedAt: Date): Sq
     exit_reason: null,
     metadata: JSON.stringify(storableMetadata(event.metadata)),
     end_metadata: null,
+    local_session_id: localSessionIdOf(event.metadata),
   };
   return SESSION_COLUMNS.map((column) => row[column]);
 }
@@ -282,6 +263,8 @@ export const EXIT_REASON_MAX = 100;
 /** What an end writes, worked out (and checked) before any row is touched. */
 export interface EndFacts {
   endedAt: Date;
+  /** The end's timestamp as sent, kept when the end is clamped to the start. */
+  reportedTimestamp: string;
   exitReason: string | null;
   endMetadata: string;
   receivedAt: Date;
@@ -292,6 +275,7 @@ export function endFacts(event: SessionEndEvent, receivedAt: Date): EndFacts {
   const reason = event.metadata?.exit_reason;
   return {
     endedAt: parseEventTime("timestamp", event.timestamp),
+    reportedTimestamp: storableText(event.timestamp),
     exitReason: typeof reason === "string" ? truncateCodePoints(storableText(reason), EXIT_REASON_MAX) : null,
     endMetadata: JSON.stringify(storableMetadata(event.metadata)),
     receivedAt,
@@ -310,28 +294,62 @@ export type EndPlan =
   | { kind: "already_ended"; session: SessionRecord }
   | { kind: "end"; patch: SessionPatch; log: EventLogValues };
 
+/** Added to `end_metadata` when an end older than its start was clamped: the timestamp the shell sent. */
+export const CLAMPED_END_KEY = "tracker_clamped_end_timestamp";
+
 /**
  * An end closes exactly the named session. An abandoned one is closed too:
  * the lease gave up on it, but its real end arrived late and is the truth.
+ *
+ * An end stamped before its start (the shell's clock stepped back during the
+ * session) is still the session's real end, so it is recorded, not refused:
+ * `ended_at` is clamped to `started_at` (duration 0) and `end_metadata`
+ * keeps the timestamp sent under `tracker_clamped_end_timestamp`.
  */
 export function planEnd(row: SessionRow | undefined, end: EndFacts): EndPlan {
   if (row === undefined) return { kind: "not_found" };
   const session = toRecord(row);
   if (session.status === "ended") return { kind: "already_ended", session };
-  // The session's own length on the shell's clock, never our handling time; a clock step backwards gives 0, not a negative.
-  const duration = Math.max(0, (end.endedAt.getTime() - Date.parse(session.started_at)) / 1000);
+  const startedMs = Date.parse(session.started_at);
+  const clamped = end.endedAt.getTime() < startedMs;
+  const endMetadata = clamped
+    ? JSON.stringify({ ...(JSON.parse(end.endMetadata) as Metadata), [CLAMPED_END_KEY]: end.reportedTimestamp })
+    : end.endMetadata;
   return {
     kind: "end",
     patch: {
       status: "ended" satisfies SessionStatus,
-      ended_at: end.endedAt.toISOString(),
-      duration_seconds: duration,
+      ended_at: clamped ? session.started_at : end.endedAt.toISOString(),
+      // The session's own length on the shell's clock, never our handling time.
+      duration_seconds: clamped ? 0 : (end.endedAt.getTime() - startedMs) / 1000,
       exit_reason: end.exitReason,
-      end_metadata: end.endMetadata,
+      end_metadata: endMetadata,
       last_seen_at: laterOf(session.last_seen_at, end.receivedAt.toISOString()),
     },
     log: end.log,
   };
+}
+
+/** The answer when an event id is already taken by another event: it says nothing about that event. */
+export function eventIdTaken(field: string): ContractError {
+  return new ContractError(
+    "invalid_argument",
+    `${field}: this event id is already used by another event; give every new event a fresh UUID version 4 (a retry of the same event may reuse its id)`,
+    [{ field, constraint: "must not be the id of another event", received: "a string" }],
+  );
+}
+
+/**
+ * A start or end time ahead of the tracker's clock by more than `skewSeconds`
+ * is refused: a far-future start would sit at the top of every list forever.
+ */
+export function assertNotAhead(field: string, value: string, receivedAt: Date, skewSeconds: number): void {
+  const ahead = (parseEventTime(field, value).getTime() - receivedAt.getTime()) / 1000;
+  if (ahead <= skewSeconds) return;
+  const why = `is ${Math.round(ahead)} s ahead of the tracker's clock, more than the ${skewSeconds} s allowed; check the clock of the shell's host (NTP)`;
+  throw new ContractError("invalid_argument", `${field}: ${why}`, [
+    { field, constraint: `at most ${skewSeconds} s ahead of the tracker's clock`, received: "a string" },
+  ]);
 }
 
 export type HeartbeatPlan =

@@ -8,6 +8,7 @@ import type { HeartbeatEvent, SessionEndEvent, SessionRecord, SessionStartEvent 
 import {
   encodeCursor,
   endFacts,
+  eventIdTaken,
   newestFirst,
   newSessionValues,
   planEnd,
@@ -25,6 +26,7 @@ import {
   COUNT_ACTIVE_SQL,
   COUNT_EVENTS_SQL,
   expireLeasesSql,
+  healthProbeSql,
   insertEventSql,
   insertSessionSql,
   listSessionsSql,
@@ -94,9 +96,11 @@ export class SqlSessionStore implements SessionStore {
   }
 
   /**
-   * A replay (same event_id) finds the first start's row and writes nothing.
-   * Under concurrent replays the database's unique constraint picks one
-   * winner; the others wait for it, skip the insert and read its row.
+   * A replay (same event_id, same component) finds the first start's row and
+   * writes nothing. Under concurrent replays the database's unique constraint
+   * picks one winner; the others wait for it, skip the insert and read its
+   * row. The lookup is scoped to the caller's component: another component's
+   * event id is a clash, answered without a word about that session.
    */
   async recordStart(event: SessionStartEvent, receivedAt: Date): Promise<StartOutcome> {
     const { p } = this;
@@ -106,16 +110,23 @@ export class SqlSessionStore implements SessionStore {
       if (inserted === undefined) {
         const existing = await firstRow(tx, sessionByStartEventSql(p), [startEventId(event)]);
         if (existing === undefined) throw new Error("start event recorded but its session is missing");
-        return { session: toRecord(existing), created: false };
+        const session = toRecord(existing);
+        if (session.component_name !== storableText(event.component_name)) throw eventIdTaken("event_id");
+        return { session, created: false };
       }
       const session = toRecord(inserted);
-      await tx.rows(insertEventSql(p), startLogValues(event, session.session_id, receivedAt));
+      await this.appendEvent(tx, startLogValues(event, session.session_id, receivedAt), "event_id");
       return { session, created: true };
     });
   }
 
+  /** Appends to the event log; an id another event holds aborts the transaction (nothing is written). */
+  private async appendEvent(tx: SqlExecutor, values: readonly SqlValue[], field: string): Promise<void> {
+    const appended = await tx.rows(insertEventSql(this.p), values);
+    if (appended.length === 0) throw eventIdTaken(field);
+  }
+
   async recordEnd(event: SessionEndEvent, receivedAt: Date): Promise<EndOutcome> {
-    const { p } = this;
     // Checked before any row is read: an impossible time changes nothing.
     const end = endFacts(event, receivedAt);
     const sessionId = storableText(event.session_id);
@@ -124,7 +135,8 @@ export class SqlSessionStore implements SessionStore {
       if (plan.kind === "not_found") return { status: "not_found" };
       if (plan.kind === "already_ended") return { status: "ended", session: plan.session, alreadyEnded: true };
       const session = await this.update(tx, sessionId, plan.patch);
-      await tx.rows(insertEventSql(p), plan.log);
+      // The end's id is the client's metadata.event_id when it sent one.
+      await this.appendEvent(tx, plan.log, "metadata.event_id");
       return { status: "ended", session, alreadyEnded: false };
     });
   }
@@ -187,6 +199,12 @@ export class SqlSessionStore implements SessionStore {
 
   async ping(): Promise<void> {
     await this.db.rows("SELECT 1");
+  }
+
+  async probeWrite(probe: string, at: Date): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.rows(healthProbeSql(this.p), [storableText(probe), at.toISOString()]);
+    });
   }
 
   async close(): Promise<void> {

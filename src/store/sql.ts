@@ -41,10 +41,24 @@ export function insertSessionSql(p: Placeholder): string {
     ON CONFLICT (start_event_id) DO NOTHING RETURNING *`;
 }
 
-/** Appends to the event log; an event_id already there is skipped, so the log never holds one twice. */
+/**
+ * Appends to the event log. An event_id already there is skipped and nothing
+ * is returned, so the caller learns of the clash and rolls back: the log
+ * never holds one id twice, and no write goes unlogged.
+ */
 export function insertEventSql(p: Placeholder): string {
   return `INSERT INTO events (${EVENT_COLUMNS.join(", ")}) VALUES (${placeholders(EVENT_COLUMNS.length, p)})
-    ON CONFLICT (event_id) DO NOTHING`;
+    ON CONFLICT (event_id) DO NOTHING RETURNING event_id`;
+}
+
+/**
+ * The health probe's write: one row per server name, rewritten on each probe,
+ * so a probe proves a committed write (disk space, permissions, a sound file)
+ * without growing the store.
+ */
+export function healthProbeSql(p: Placeholder): string {
+  return `INSERT INTO tracker_health (probe, checked_at) VALUES (${p(1)}, ${p(2)})
+    ON CONFLICT (probe) DO UPDATE SET checked_at = excluded.checked_at`;
 }
 
 export function sessionByIdSql(p: Placeholder): string {
@@ -107,6 +121,7 @@ export function listSessionsSql(
   if (query.component_name !== undefined) where.push(equalsIndexed("component_name", query.component_name));
   if (query.status !== undefined) where.push(`status = ${bind(query.status)}`);
   if (query.hostname !== undefined) where.push(equalsIndexed("hostname", query.hostname));
+  if (query.id !== undefined) where.push(sessionRefCondition(query.id, bind));
   if (query.started_after !== undefined) {
     where.push(`started_at >= ${bind(parseEventTime("started_after", query.started_after).toISOString())}`);
   }
@@ -121,6 +136,17 @@ export function listSessionsSql(
   const sql = `SELECT * FROM sessions${where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""}
     ORDER BY started_at DESC, session_id DESC LIMIT ${bind(limit + 1)}`;
   return { sql, params, limit };
+}
+
+/**
+ * A session named by any id a person may hold: the tracker's id (`sess_…`),
+ * its trace id (the correlation id), or the shell's own local session id
+ * (the id its banner prints). Trace and local ids compare case-insensitively.
+ */
+function sessionRefCondition(ref: string, bind: (value: SqlValue) => string): string {
+  const exact = bind(storableText(ref));
+  const lower = bind(storableText(ref).toLowerCase());
+  return `(session_id = ${exact} OR trace_id = ${lower} OR local_session_id = ${lower})`;
 }
 
 // ---- schema migrations ----

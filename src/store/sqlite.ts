@@ -15,7 +15,7 @@
 import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
-import type { SqlValue } from "./records.ts";
+import { LOCAL_SESSION_ID_MAX, type SqlValue } from "./records.ts";
 import { indexedPrefix, type Migration, type Placeholder } from "./sql.ts";
 import { type Row, type SqlDatabase, type SqlExecutor, SqlSessionStore } from "./sql-store.ts";
 
@@ -70,6 +70,19 @@ const MIGRATIONS: Migration[] = [
         payload TEXT NOT NULL CHECK (json_valid(payload))
       ) STRICT;
       CREATE INDEX events_by_session ON events (session_id);
+    `,
+  },
+  {
+    version: 2,
+    name: "lookup by trace and local session id; health probe",
+    sql: `
+      ALTER TABLE sessions ADD COLUMN local_session_id TEXT;
+      UPDATE sessions SET local_session_id = lower(json_extract(metadata, '$.local_session_id'))
+        WHERE json_type(metadata, '$.local_session_id') = 'text'
+          AND length(json_extract(metadata, '$.local_session_id')) <= ${LOCAL_SESSION_ID_MAX};
+      CREATE INDEX sessions_by_trace ON sessions (trace_id) WHERE trace_id IS NOT NULL;
+      CREATE INDEX sessions_by_local_id ON sessions (local_session_id) WHERE local_session_id IS NOT NULL;
+      CREATE TABLE tracker_health (probe TEXT PRIMARY KEY, checked_at TEXT NOT NULL) STRICT;
     `,
   },
 ];

@@ -59,7 +59,8 @@ export interface SessionStore {
   recordHeartbeat(event: HeartbeatEvent, receivedAt: Date): Promise<HeartbeatOutcome>;
   getSession(sessionId: string): Promise<SessionRecord | undefined>;
   /**
-   * Newest first by (started_at, session_id). `started_after` is inclusive, `started_before` exclusive.
+   * Newest first by (started_at, session_id). `id` matches a session by its
+   * tracker id, its trace id or the shell's local session id (see sql.ts). `started_after` is inclusive, `started_before` exclusive.
    * Throws a ContractError (`invalid_argument`) on a malformed cursor or an impossible time.
    */
   listSessions(query: Omit<ListSessionsQuery, "token">): Promise<ListPage>;
@@ -68,7 +69,13 @@ export interface SessionStore {
   countActive(): Promise<number>;
   /** Number of rows in the event log (for tests and health). */
   countEvents(): Promise<number>;
-  /** Throws when the store cannot answer. */
+  /** Throws when the store cannot answer a read. */
   ping(): Promise<void>;
+  /**
+   * Commits one small write (the row `probe` of the health table), so that a
+   * full disk, a read-only or damaged file, or a database refusing writes
+   * shows up as a thrown error. Throws when the write fails.
+   */
+  probeWrite(probe: string, at: Date): Promise<void>;
   close(): Promise<void>;
 }

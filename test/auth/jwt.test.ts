@@ -130,6 +130,27 @@ describe("component tokens", () => {
   });
 });
 
+test("a token living longer than the cap (366 days by default, or the caller's) is refused, whoever minted it", async () => {
+  const secret = "s".repeat(MIN_SECRET_LENGTH);
+  const now = Math.floor(Date.now() / 1000);
+  const sign = (lifetime: number) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuer("mahavishnu")
+      .setAudience("session-buddy")
+      .setIssuedAt(now)
+      .setExpirationTime(now + lifetime)
+      .sign(new TextEncoder().encode(secret));
+  await assert.rejects(verifyToken(await sign(400 * 86400), secret), (error: unknown) => {
+    assert.ok(error instanceof AuthError);
+    assert.equal(error.reason, "claims");
+    assert.match(error.message, /limit of 366 days/);
+    return true;
+  });
+  assert.equal((await verifyToken(await sign(365 * 86400), secret)).component, "mahavishnu");
+  await assert.rejects(verifyToken(await sign(7200), secret, { maxLifetimeSeconds: 3600 }), /limit of 3600 s/);
+});
+
 describe("the shared secret", () => {
   const freshEnv = (): NodeJS.ProcessEnv => ({ SHELL_SESSIONS_STATE_DIR: mkdtempSync(join(tmpdir(), "sss-secret-")) });
 

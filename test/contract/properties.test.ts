@@ -10,20 +10,31 @@ import {
   COMPONENT_NAME_PATTERN,
   ContractError,
   canonicalUuidV4,
-  TIMESTAMP_PATTERN,
   validateEndEvent,
   validateStartEvent,
 } from "../../src/contract/index.ts";
+import { isTimestamp } from "../../src/contract/isotime.ts";
 import { START_REQUIRED_FIELDS, START_REQUIRED_KEYS, START_STRING_FIELDS, withField } from "./fixtures.ts";
 
 const RUNS = 10_000;
 
-const timestamp = fc.oneof(
-  fc
-    .date({ min: new Date("1970-01-01T00:00:00Z"), max: new Date("2999-12-31T23:59:59Z"), noInvalidDate: true })
-    .map((d) => d.toISOString()),
-  fc.stringMatching(TIMESTAMP_PATTERN),
-);
+const date = fc.date({
+  min: new Date("1970-01-01T00:00:00Z"),
+  max: new Date("2999-12-31T23:59:59Z"),
+  noInvalidDate: true,
+});
+/** The same instant in forms Session-Buddy (Python's fromisoformat) accepts besides ours. */
+const SESSION_BUDDY_FORMS: ((iso: string) => string)[] = [
+  (iso) => iso,
+  (iso) => iso.replace(/\.\d{3}Z$/, "Z"),
+  (iso) => iso.replace(/:\d{2}\.\d{3}Z$/, "Z"),
+  (iso) => iso.replace(/Z$/, "+0000"),
+  (iso) => iso.replace(/Z$/, "+00:00"),
+  (iso) => iso.replace(/Z$/, ""),
+  (iso) => iso.replace(/\.(\d{3})Z$/, ",$1Z"),
+  (iso) => iso.replace(/[-:]/g, "").replace(/\.\d{3}/, ""),
+];
+const timestamp = fc.tuple(date, fc.constantFrom(...SESSION_BUDDY_FORMS)).map(([d, form]) => form(d.toISOString()));
 const text = (maxLength?: number) => fc.string({ unit: "binary", ...(maxLength !== undefined ? { maxLength } : {}) });
 
 const validStartEvent = fc.record(
@@ -44,10 +55,10 @@ const validStartEvent = fc.record(
   { requiredKeys: [...START_REQUIRED_KEYS] },
 );
 
+/** Not a string, and not null either: Session-Buddy takes `token: null` as no token. */
 const notAString = fc.oneof(
   fc.integer(),
   fc.boolean(),
-  fc.constant(null),
   fc.array(fc.integer(), { maxLength: 2 }),
   fc.object({ maxDepth: 1 }),
 );
@@ -81,7 +92,7 @@ const mutation: fc.Arbitrary<{ field: string; value: unknown }> = fc.oneof(
     .map((value) => ({ field: "component_name", value })),
   fc
     .string()
-    .filter((s) => !TIMESTAMP_PATTERN.test(s))
+    .filter((s) => !isTimestamp(s))
     .map((value) => ({ field: "timestamp", value })),
   fc
     .oneof(fc.integer({ max: 0 }), fc.integer({ min: 4_194_305 }), fc.double({ noInteger: true }), fc.string())
@@ -90,7 +101,9 @@ const mutation: fc.Arbitrary<{ field: string; value: unknown }> = fc.oneof(
   fc.string({ minLength: 501, maxLength: 900 }).map((value) => ({ field: "user.home", value })),
   fc.string({ minLength: 501, maxLength: 900 }).map((value) => ({ field: "environment.cwd", value })),
   fc.tuple(fc.constantFrom(...START_STRING_FIELDS), notAString).map(([field, value]) => ({ field, value })),
-  fc.tuple(fc.constantFrom("user", "environment", "metadata"), notAnObject).map(([field, value]) => ({ field, value })),
+  fc.tuple(fc.constantFrom("user", "environment"), notAnObject).map(([field, value]) => ({ field, value })),
+  // `metadata: null` is allowed (Session-Buddy: `dict | None = None`); nothing else that is not an object is.
+  notAnObject.filter((v) => v !== null).map((value) => ({ field: "metadata", value })),
 );
 
 function assertRejectedNaming(validateFn: (x: unknown) => unknown, input: unknown, field: string): void {

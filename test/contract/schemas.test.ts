@@ -112,15 +112,18 @@ describe("track_session_start arguments", () => {
     rejects(validateStartEvent, withField(validStart(), "hostname", null), "hostname", /string/);
   });
 
-  test("timestamp must match the ISO 8601 pattern", () => {
-    for (const bad of ["2026-11-21 12:00:00", "2026-11-21", "21/11/2026T12:00:00", "2026-11-21T12:00:00+0100", "now"]) {
-      rejects(validateStartEvent, withField(validStart(), "timestamp", bad), "timestamp", /ISO 8601/);
+  test("timestamp must be an ISO 8601 time with a T that Python's fromisoformat reads", () => {
+    for (const bad of ["2026-11-21 12:00:00", "2026-11-21", "21/11/2026T12:00:00", "2026-02-30T12:00:00Z", "now"]) {
+      rejects(validateStartEvent, withField(validStart(), "timestamp", bad), "timestamp", /ISO 8601|'T'|calendar/);
     }
     for (const ok of [
       "2026-11-21T12:00:00",
       "2026-11-21T12:00:00Z",
       "2026-11-21T12:00:00.5+01:00",
       "2026-11-21T12:00:00.123456-05:30",
+      "2026-11-21T12:00:00+0100",
+      "2026-11-21T12:34Z",
+      "20261121T123456Z",
     ]) {
       assert.equal(validateStartEvent(withField(validStart(), "timestamp", ok)).timestamp, ok);
     }
@@ -206,11 +209,24 @@ describe("track_session_end arguments", () => {
     assert.equal(validateEndEvent(withField(validEnd(), "metadata", undefined)).metadata, undefined);
   });
 
-  for (const field of ["session_id", "timestamp", "event_type"]) {
+  for (const field of ["session_id", "timestamp"]) {
     test(`${field} is required`, () => {
       rejects(validateEndEvent, withField(validEnd(), field, undefined), field, /is required/);
     });
   }
+
+  test('event_type may be left out: it defaults to "session_end", as in Session-Buddy', () => {
+    assert.equal(validateEndEvent(withField(validEnd(), "event_type", undefined)).event_type, "session_end");
+  });
+
+  test("metadata: null and token: null mean left out, as in Session-Buddy (dict | None, str | None)", () => {
+    const parsed = validateEndEvent({ ...validEnd(), metadata: null, token: null });
+    assert.equal(parsed.metadata, undefined);
+    assert.equal(parsed.token, undefined);
+    const start = validateStartEvent({ ...validStart(), metadata: null, token: null });
+    assert.equal(start.metadata, undefined);
+    assert.equal(start.token, undefined);
+  });
 
   test('event_type must be "session_end"; timestamp must match; session_id must be a non-empty string', () => {
     rejects(validateEndEvent, withField(validEnd(), "event_type", "session_start"), "event_type");

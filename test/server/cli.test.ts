@@ -72,6 +72,9 @@ describe("shell-sessions token", () => {
   });
 });
 
+const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
+const LOCAL_ID = "235a96f4-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+
 describe("shell-sessions list and show", () => {
   let tracker: TrackerProcess;
   let activeId: string;
@@ -84,7 +87,12 @@ describe("shell-sessions list and show", () => {
     const client = await connectHttp(tracker.url, { token: await tokenFor(tracker.secret as string, "mahavishnu") });
     const started = new Date(Date.now() - 3_725_000);
     activeId = SessionStartResult.parse(
-      (await client.call("track_session_start", startPayload({ hostname: "web-01" }))).result,
+      (
+        await client.call(
+          "track_session_start",
+          startPayload({ hostname: "web-01", metadata: { trace_id: TRACE_ID, local_session_id: LOCAL_ID } }),
+        )
+      ).result,
     ).session_id as string;
     endedId = SessionStartResult.parse(
       (
@@ -109,6 +117,23 @@ describe("shell-sessions list and show", () => {
   });
   after(async () => {
     await tracker?.stop();
+  });
+
+  test("show and list --id take the tracker id, the trace id and the shell's local session id", async () => {
+    for (const id of [activeId, TRACE_ID, TRACE_ID.toUpperCase(), LOCAL_ID]) {
+      const shown = await runCli(["show", id, "--json"], env);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.equal(JSON.parse(shown.stdout).session_id, activeId, id);
+      const listed = await runCli(["list", "--json", "--id", id], env);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual(
+        (JSON.parse(listed.stdout) as { session_id: string }[]).map((s) => s.session_id),
+        [activeId],
+      );
+    }
+    const missing = await runCli(["show", "0".repeat(32)], env);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no session with id "0{32}" .*\(tracker, trace or shell session id\)/);
   });
 
   test("list prints a readable table of every session (the default store is the state dir's)", async () => {
@@ -209,7 +234,7 @@ test("every command's --help shows its flags, defaults, environment and an examp
       /Examples:/,
     ],
     list: [/--active/, /--component/, /--status/, /--host/, /--limit/, /--store/, /--json/, /--lease/, /Examples:/],
-    show: [/SESSION_ID/, /--json/, /--store/, /Examples:/],
+    show: [/show ID/, /trace id/, /--json/, /--store/, /Examples:/],
   };
   for (const [command, patterns] of Object.entries(expectations)) {
     const result = await runCli([command, "--help"]);

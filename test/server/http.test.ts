@@ -8,6 +8,7 @@ import { statSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { verifyToken } from "../../src/auth/jwt.ts";
 import { SessionStartResult } from "../../src/contract/schemas.ts";
 import { openStore } from "../../src/store/index.ts";
@@ -152,16 +153,20 @@ describe("HTTP front", () => {
     assert.equal(tools.find((tool) => tool.name === "health_check")?.outputSchema, undefined);
   });
 
-  test("an unknown tool, and bad arguments to the added tools, get structured errors naming the field", async (t) => {
+  test("an unknown tool gets JSON-RPC error -32602; bad arguments to the added tools get structured errors naming the field", async (t) => {
     const client = await connectHttp(tracker.url, { token: await tokenFor(tracker.secret as string, "mahavishnu") });
     t.after(() => client.close());
-    const unknown = await client.call("track_session_pause", {});
-    assert.equal(unknown.raw.isError, true);
-    assert.equal(unknown.result.code, "invalid_argument");
-    assert.match(
-      String(unknown.result.error),
-      /unknown tool "track_session_pause"; this server has: track_session_start, /,
-    );
+    await assert.rejects(client.call("track_session_pause", {}), (error: unknown) => {
+      assert.ok(error instanceof McpError, String(error));
+      assert.equal(error.code, -32602);
+      assert.match(error.message, /Unknown tool: track_session_pause; this server has: track_session_start, /);
+      return true;
+    });
+    const raw = await rawPost(tracker.url, toolsCall("no_such_tool", {}), {
+      authorization: `Bearer ${await tokenFor(tracker.secret as string, "mahavishnu")}`,
+    });
+    assert.equal(raw.status, 200);
+    assert.equal((raw.json as { error?: { code?: number } }).error?.code, -32602, raw.text);
 
     for (const [tool, args, field] of [
       ["list_sessions", { limit: 0 }, "limit"],

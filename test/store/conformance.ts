@@ -249,15 +249,26 @@ export function storeConformance(factory: StoreFactory): void {
   });
 
   test("the event log holds each event_id once: the client's end id when it is a UUID v4, else one end per session", async (t) => {
-    const { store, eventIds } = await open(t);
+    const { store, eventIds, rawText } = await open(t);
     const start = startEvent();
     const { session: a } = await store.recordStart(start, T0);
     const { session: b } = await store.recordStart(startEvent(), T0);
     const { session: c } = await store.recordStart(startEvent(), T0);
     const endId = randomUUID();
     await store.recordEnd(endEvent(a.session_id, { metadata: { event_id: endId.toUpperCase() } }), at(1));
-    // A confused client reusing ids: the log keeps the first of each.
-    await store.recordEnd(endEvent(b.session_id, { metadata: { event_id: endId } }), at(1));
+    const before = await rawText();
+    // A confused client reusing another event's id, as an end or as a start: refused, nothing changes.
+    await assertContractError(
+      store.recordEnd(endEvent(b.session_id, { metadata: { event_id: endId } }), at(1)),
+      /^metadata\.event_id: .*already used by another event/,
+    );
+    await assertContractError(
+      store.recordEnd(endEvent(b.session_id, { metadata: { event_id: start.event_id } }), at(1)),
+      /^metadata\.event_id: /,
+    );
+    await assertContractError(store.recordStart(startEvent({ event_id: endId }), at(1)), /^event_id: /);
+    assert.equal(await rawText(), before, "nothing was written");
+    assert.equal((await store.getSession(b.session_id))?.status, "active", "the session was not ended unlogged");
     await store.recordEnd(endEvent(c.session_id, { metadata: { event_id: "not-a-uuid" } }), at(1));
     await store.recordStart(start, at(2));
     const ids = await eventIds();
@@ -266,7 +277,67 @@ export function storeConformance(factory: StoreFactory): void {
     assert.ok(ids.includes(endId), "the canonical form of the client's id");
     assert.ok(ids.includes(`end:${c.session_id}`));
     assert.equal(ids.length, 5);
-    assert.equal((await store.getSession(b.session_id))?.status, "ended", "the session still ends");
+  });
+
+  test("a replayed start is found only within its own component; another component's event id is a clash that reveals nothing", async (t) => {
+    const { store, rawText } = await open(t);
+    const original = startEvent({ component_name: "alpha" });
+    const { session } = await store.recordStart(original, T0);
+    const before = await rawText();
+    const clash = store.recordStart(startEvent({ component_name: "beta", event_id: original.event_id }), at(1));
+    await assert.rejects(clash, (error: unknown) => {
+      assert.ok(error instanceof ContractError);
+      assert.equal(error.code, "invalid_argument");
+      assert.match(error.message, /^event_id: /);
+      assert.ok(!error.message.includes(session.session_id) && !error.message.includes("alpha"), "nothing about A");
+      return true;
+    });
+    assert.equal(await rawText(), before, "nothing was written");
+    const replay = await store.recordStart({ ...original, hostname: "elsewhere" }, at(2));
+    assert.deepEqual([replay.created, replay.session.session_id], [false, session.session_id]);
+  });
+
+  test("an end stamped before its start is recorded, clamped to the start and flagged", async (t) => {
+    const { store } = await open(t);
+    const { session } = await store.recordStart(startEvent(), at(0));
+    const early = new Date(T0.getTime() - 90_000).toISOString();
+    const ended = await store.recordEnd(endEvent(session.session_id, { timestamp: early }), at(5));
+    assert.ok(ended.status === "ended");
+    assert.equal(ended.session.ended_at, session.started_at, "never before the start");
+    assert.equal(ended.session.duration_seconds, 0);
+    assert.equal(ended.session.end_metadata?.tracker_clamped_end_timestamp, early, "the time sent is kept");
+    assert.equal(ended.session.exit_reason, "exit_command");
+  });
+
+  test("a session is found by its tracker id, its trace id or the shell's local session id", async (t) => {
+    const { store } = await open(t);
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const localId = randomUUID();
+    const { session } = await store.recordStart(
+      startEvent({ metadata: { trace_id: traceId, local_session_id: localId } }),
+      T0,
+    );
+    await store.recordStart(startEvent({ metadata: { trace_id: "a".repeat(32), local_session_id: randomUUID() } }), T0);
+    for (const id of [session.session_id, traceId, traceId.toUpperCase(), localId, localId.toUpperCase()]) {
+      const page = await store.listSessions({ id });
+      assert.deepEqual(
+        page.sessions.map((s) => s.session_id),
+        [session.session_id],
+        id,
+      );
+    }
+    assert.deepEqual((await store.listSessions({ id: session.session_id.toUpperCase() })).sessions, []);
+    assert.deepEqual((await store.listSessions({ id: "sess_nope" })).sessions, []);
+    const filtered = await store.listSessions({ id: traceId, status: "ended" });
+    assert.deepEqual(filtered.sessions, [], "combines with the other filters");
+  });
+
+  test("probeWrite commits a write (and leaves sessions and events alone)", async (t) => {
+    const { store, rawText } = await open(t);
+    const before = await rawText();
+    await store.probeWrite("tracker", T0);
+    await store.probeWrite("tracker", at(1));
+    assert.equal(await rawText(), before);
   });
 
   test("a token is never stored: not from the start, not from the end, not nested in metadata", async (t) => {
@@ -475,14 +546,15 @@ export function storeConformance(factory: StoreFactory): void {
   test("an impossible event time is a structured error naming the field, and writes nothing", async (t) => {
     const { store, rawText } = await open(t);
     const before = await rawText();
+    // The contract refuses these first; the store refuses them too, whoever calls it.
     for (const timestamp of ["2026-02-30T12:00:00Z", "2026-01-31T24:00:00Z", "0000-06-01T00:00:00Z"]) {
-      await assertContractError(store.recordStart(startEvent({ timestamp }), T0), /^timestamp: /);
+      await assertContractError(store.recordStart({ ...startEvent(), timestamp }, T0), /^timestamp: /);
     }
     assert.equal(await rawText(), before);
     const { session } = await store.recordStart(startEvent(), T0);
     const written = await rawText();
     await assertContractError(
-      store.recordEnd(endEvent(session.session_id, { timestamp: "2026-13-01T00:00:00Z" }), at(1)),
+      store.recordEnd({ ...endEvent(session.session_id), timestamp: "2026-13-01T00:00:00Z" }, at(1)),
       /^timestamp: /,
     );
     assert.equal(await rawText(), written);

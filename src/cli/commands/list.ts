@@ -22,6 +22,8 @@ Options:
   --status STATUS     only sessions with this status: active, ended, abandoned
   --component NAME    only sessions of this component
   --host HOSTNAME     only sessions from this host
+  --id ID             only the session with this id: the tracker's id (sess_…),
+                      its trace id, or the session id the shell's banner prints
   --limit N           show at most N sessions (default ${LIST_LIMIT_DEFAULT}, at most ${LIST_LIMIT_MAX})
   --store SPEC        sqlite:PATH or a postgres:// URL (default $${ENV_STORE},
                       else sqlite:<state dir>/tracker.db)
@@ -101,6 +103,7 @@ const command = {
     status: { type: "string" },
     component: { type: "string" },
     host: { type: "string" },
+    id: { type: "string" },
     limit: { type: "string" },
     store: { type: "string" },
     lease: { type: "string" },
@@ -125,6 +128,9 @@ export async function run(args: string[]): Promise<number> {
   if (values.component !== undefined && !COMPONENT_NAME_PATTERN.test(values.component)) {
     return usageError(command, "--component must match ^[a-zA-Z0-9_-]+$");
   }
+  if (values.id !== undefined && (values.id === "" || values.id.length > 200)) {
+    return usageError(command, "--id must be 1 to 200 characters");
+  }
   const limit = values.limit === undefined ? LIST_LIMIT_DEFAULT : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
     return usageError(command, `--limit must be a whole number from 1 to ${LIST_LIMIT_MAX}`);
@@ -135,6 +141,7 @@ export async function run(args: string[]): Promise<number> {
       ...(status !== undefined ? { status } : {}),
       ...(values.component !== undefined ? { component_name: values.component } : {}),
       ...(values.host !== undefined ? { hostname: values.host } : {}),
+      ...(values.id !== undefined ? { id: values.id } : {}),
     });
     if (values.json) {
       process.stdout.write(`${JSON.stringify(page.sessions, null, 2)}\n`);

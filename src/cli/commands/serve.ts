@@ -6,17 +6,26 @@ import {
   DEFAULT_BODY_LIMIT_BYTES,
   DEFAULT_HOST,
   DEFAULT_LEASE_SECONDS,
+  DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_REQUESTS,
+  DEFAULT_MAX_TOKEN_TTL_SECONDS,
+  DEFAULT_MAX_UNAUTHENTICATED_REQUESTS,
   DEFAULT_PATH,
   DEFAULT_PORT,
   DEFAULT_SERVICE_NAME,
+  DEFAULT_STORE_TIMEOUT_SECONDS,
   ENV_LEASE_SECONDS,
   ENV_SECRET,
   ENV_STORE,
   ENV_TOKEN,
   OptionError,
   parseByteSize,
+  parseCount,
+  parseDuration,
   parseOrigin,
   parsePort,
+  parseSeconds,
   resolveLeaseSeconds,
   resolveStoreSpec,
   sweepIntervalMs,
@@ -45,7 +54,22 @@ Options:
   --allow-host HOST[:PORT] also accept this Host header (repeatable; needed behind a
                            proxy or load balancer when binding a loopback address)
   --max-body SIZE          request body limit, e.g. 1048576, 512k, 1m (default 1m);
-                           larger requests get 413
+                           larger requests get 413. Requests without a verified
+                           Authorization header are held to 64k (or SIZE, if smaller)
+  --max-connections N      open connections at most (default ${DEFAULT_MAX_CONNECTIONS}); past it the
+                           longest-idle connection is closed
+  --max-requests N         requests read or handled at once (default ${DEFAULT_MAX_REQUESTS}); past it 503
+                           with Retry-After
+  --max-unauthenticated-requests N
+                           of those, requests without a verified Authorization header
+                           (default ${DEFAULT_MAX_UNAUTHENTICATED_REQUESTS})
+  --store-timeout SECONDS  a call waiting longer on the store answers "unavailable";
+                           also PostgreSQL's connect, acquire and statement timeout
+                           (default ${DEFAULT_STORE_TIMEOUT_SECONDS})
+  --max-clock-skew SECONDS starts and ends stamped further ahead of this server's clock
+                           are refused (default ${DEFAULT_MAX_CLOCK_SKEW_SECONDS})
+  --max-token-ttl DURATION tokens valid for longer (exp - iat) are refused, e.g. 30d
+                           (default 366d)
   --insecure-no-auth       DANGEROUS: accept calls without any token. Refused with a
                            non-loopback --host unless --allow-insecure-remote is given too
   --allow-insecure-remote  allow --insecure-no-auth on a non-loopback address
@@ -83,6 +107,12 @@ const options = {
   "allow-origin": { type: "string", multiple: true },
   "allow-host": { type: "string", multiple: true },
   "max-body": { type: "string" },
+  "max-connections": { type: "string" },
+  "max-requests": { type: "string" },
+  "max-unauthenticated-requests": { type: "string" },
+  "store-timeout": { type: "string" },
+  "max-clock-skew": { type: "string" },
+  "max-token-ttl": { type: "string" },
   "insecure-no-auth": { type: "boolean" },
   "allow-insecure-remote": { type: "boolean" },
 } as const;
@@ -114,32 +144,80 @@ function untilSignal(): { signal: Promise<string>; dispose(): void } {
 
 const command = { name: "serve", usage, options } as const;
 
+type Values = Partial<Record<keyof typeof options, string | boolean | string[]>>;
+
+interface Settings {
+  host: string;
+  port: number;
+  leaseSeconds: number;
+  bodyLimitBytes: number;
+  allowedOrigins: string[];
+  allowedHosts: string[];
+  store: string | undefined;
+  maxConnections: number;
+  maxRequests: number;
+  maxUnauthenticatedRequests: number;
+  storeTimeoutMs: number;
+  maxClockSkewSeconds: number;
+  maxTokenTtlSeconds: number;
+}
+
+/** `flag`'s value through `parse`, else `fallback`. */
+function flag<T>(values: Values, name: keyof typeof options, parse: (text: string) => T, fallback: T): T {
+  const value = values[name];
+  return typeof value === "string" ? parse(value) : fallback;
+}
+
+function parseTokenTtl(text: string): number {
+  const seconds = parseDuration(text, 10 * 366 * 86400);
+  if (seconds === undefined) {
+    throw new OptionError("--max-token-ttl must be a positive duration such as 3600, 90m, 24h or 30d");
+  }
+  return seconds;
+}
+
+/** Every flag, parsed; throws OptionError naming the flag and the fix. */
+function readSettings(values: Values): Settings {
+  const counts = (name: keyof typeof options, fallback: number) =>
+    flag(values, name, (t) => parseCount(t, `--${name}`, 1, 1_000_000), fallback);
+  return {
+    host: flag(values, "host", (t) => t, DEFAULT_HOST),
+    port: flag(values, "port", parsePort, DEFAULT_PORT),
+    leaseSeconds: resolveLeaseSeconds(typeof values.lease === "string" ? values.lease : undefined),
+    bodyLimitBytes: flag(values, "max-body", (t) => parseByteSize(t, "--max-body"), DEFAULT_BODY_LIMIT_BYTES),
+    allowedOrigins: ((values["allow-origin"] as string[] | undefined) ?? []).map(parseOrigin),
+    allowedHosts: (values["allow-host"] as string[] | undefined) ?? [],
+    store: resolveStoreSpec(typeof values.store === "string" ? values.store : undefined),
+    maxConnections: counts("max-connections", DEFAULT_MAX_CONNECTIONS),
+    maxRequests: counts("max-requests", DEFAULT_MAX_REQUESTS),
+    maxUnauthenticatedRequests: counts("max-unauthenticated-requests", DEFAULT_MAX_UNAUTHENTICATED_REQUESTS),
+    storeTimeoutMs:
+      1000 *
+      flag(
+        values,
+        "store-timeout",
+        (t) => parseSeconds(t, "--store-timeout", 0.1, 600, "4"),
+        DEFAULT_STORE_TIMEOUT_SECONDS,
+      ),
+    maxClockSkewSeconds: flag(
+      values,
+      "max-clock-skew",
+      (t) => parseSeconds(t, "--max-clock-skew", 0, 366 * 86400, "300"),
+      DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    ),
+    maxTokenTtlSeconds: flag(values, "max-token-ttl", parseTokenTtl, DEFAULT_MAX_TOKEN_TTL_SECONDS),
+  };
+}
+
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommandArgs(command, args);
   if (typeof parsed === "number") return parsed;
   const { values } = parsed;
 
   const log = stderrLogger();
-  let settings: {
-    host: string;
-    port: number;
-    leaseSeconds: number;
-    bodyLimitBytes: number;
-    allowedOrigins: string[];
-    allowedHosts: string[];
-    store: string | undefined;
-  };
+  let settings: Settings;
   try {
-    settings = {
-      host: values.host ?? DEFAULT_HOST,
-      port: values.port !== undefined ? parsePort(values.port) : DEFAULT_PORT,
-      leaseSeconds: resolveLeaseSeconds(values.lease),
-      bodyLimitBytes:
-        values["max-body"] !== undefined ? parseByteSize(values["max-body"], "--max-body") : DEFAULT_BODY_LIMIT_BYTES,
-      allowedOrigins: (values["allow-origin"] ?? []).map(parseOrigin),
-      allowedHosts: values["allow-host"] ?? [],
-      store: resolveStoreSpec(values.store),
-    };
+    settings = readSettings(values);
   } catch (error) {
     if (error instanceof OptionError) return usageError(command, error.message);
     throw error;
@@ -158,6 +236,9 @@ export async function run(args: string[]): Promise<number> {
     insecureNoAuth: values["insecure-no-auth"] === true,
     allowInsecureRemote: values["allow-insecure-remote"] === true,
     leaseSeconds: settings.leaseSeconds,
+    storeTimeoutMs: settings.storeTimeoutMs,
+    maxClockSkewSeconds: settings.maxClockSkewSeconds,
+    maxTokenTtlSeconds: settings.maxTokenTtlSeconds,
     log,
     ...(settings.store !== undefined ? { store: settings.store } : {}),
   };
@@ -182,6 +263,9 @@ export async function run(args: string[]): Promise<number> {
         bodyLimitBytes: settings.bodyLimitBytes,
         allowedOrigins: settings.allowedOrigins,
         allowedHosts: settings.allowedHosts,
+        maxConnections: settings.maxConnections,
+        maxRequests: settings.maxRequests,
+        maxUnauthenticatedRequests: settings.maxUnauthenticatedRequests,
       });
       close = () => tracker.close();
       done = signals.signal;

@@ -4,11 +4,13 @@ import type { SessionRecord } from "../../contract/schemas.ts";
 import { DEFAULT_LEASE_SECONDS, ENV_LEASE_SECONDS, ENV_STORE } from "../../server/options.ts";
 import { parseCommandArgs, usageError } from "../args.ts";
 import { withStore } from "../store-access.ts";
-import { formatDuration } from "./list.ts";
+import { formatDuration, formatTable } from "./list.ts";
 
-export const usage = `Usage: shell-sessions show SESSION_ID [options]
+export const usage = `Usage: shell-sessions show ID [options]
 
 Show every field of one tracked session, reading the tracker's store directly.
+ID is any id of the session: the tracker's id (sess_…), its trace id (32 hex
+digits), or the session id the shell's banner prints.
 
 Options:
   --json              print the session as JSON
@@ -19,8 +21,12 @@ Options:
 
 Examples:
   shell-sessions show sess_3q2H0bRk1n7cWmZl0sY4xA
-  shell-sessions show sess_3q2H0bRk1n7cWmZl0sY4xA --json
+  shell-sessions show 4bf92f3577b34da6a3ce929d0e0e4736 --json
+  shell-sessions show 235a96f4-1c2d-4e5f-8a9b-0c1d2e3f4a5b
 `;
+
+/** Sessions one id may name at most before `show` asks for a sharper one. */
+const MAX_MATCHES = 10;
 
 function text(value: unknown, indent: string): string {
   if (value === null || value === undefined) return "-";
@@ -75,13 +81,21 @@ export async function run(args: string[]): Promise<number> {
   const parsed = parseCommandArgs(command, args);
   if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (positionals.length !== 1 || positionals[0] === "") return usageError(command, "give exactly one SESSION_ID");
-  const sessionId = positionals[0] as string;
+  if (positionals.length !== 1 || positionals[0] === "") return usageError(command, "give exactly one ID");
+  const id = positionals[0] as string;
+  if (id.length > 200) return usageError(command, "ID must be at most 200 characters");
   return withStore(command, values, async (store) => {
-    const session = await store.getSession(sessionId);
+    const { sessions } = await store.listSessions({ id, limit: MAX_MATCHES });
+    const [session, ...others] = sessions;
     if (!session) {
       process.stderr.write(
-        `shell-sessions show: no session with id "${sanitizeText(sessionId, 100)}" in ${store.location}; see \`shell-sessions list\` for the ids\n`,
+        `shell-sessions show: no session with id "${sanitizeText(id, 100)}" in ${store.location} (tracker, trace or shell session id); see \`shell-sessions list\` for the ids\n`,
+      );
+      return 1;
+    }
+    if (others.length > 0) {
+      process.stderr.write(
+        `shell-sessions show: "${sanitizeText(id, 100)}" names ${sessions.length} sessions; show one by its tracker id:\n${formatTable(sessions)}`,
       );
       return 1;
     }

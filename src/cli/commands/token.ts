@@ -2,6 +2,7 @@
 import {
   AuthError,
   DEFAULT_TOKEN_TTL_SECONDS,
+  MAX_TOKEN_TTL_SECONDS,
   mintToken,
   SCOPE_READ,
   SCOPE_WRITE,
@@ -9,10 +10,10 @@ import {
 } from "../../auth/jwt.ts";
 import { findSecret, secretFilePath } from "../../auth/secret.ts";
 import { COMPONENT_NAME_PATTERN } from "../../contract/schemas.ts";
+import { parseDuration } from "../../server/options.ts";
 import { parseCommandArgs, usageError } from "../args.ts";
 
 const KNOWN_SCOPES = [SCOPE_READ, SCOPE_WRITE, "*"];
-const MAX_TTL_SECONDS = 366 * 24 * 3600;
 
 export const usage = `Usage: shell-sessions token --component NAME [--ttl DURATION] [--scopes LIST]
 
@@ -44,14 +45,9 @@ Examples:
   shell-sessions token --component oneiric --ttl 7d --scopes ${SCOPE_WRITE}
 `;
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
 /** Seconds from `3600`, `90m`, `24h`, `7d`; undefined when unreadable or out of range. */
 export function parseTtl(text: string): number | undefined {
-  const m = /^(\d+)([smhd]?)$/.exec(text.trim().toLowerCase());
-  if (!m) return undefined;
-  const seconds = Number(m[1]) * (UNITS[m[2] || "s"] ?? 1);
-  return seconds > 0 && seconds <= MAX_TTL_SECONDS ? seconds : undefined;
+  return parseDuration(text, MAX_TOKEN_TTL_SECONDS);
 }
 
 const command = {
