@@ -17,12 +17,12 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import type { AuthInfo } from "@modelcontextprotocol/server";
 import { AuthError, verifyToken } from "../auth/jwt.ts";
 import { settledWithin } from "../deadline.ts";
 import type { Logger } from "./log.ts";
-import { AUTH_INFO_TOKEN_KEY, createMcpServer, type McpServerContext } from "./mcp.ts";
+import { AUTH_INFO_TOKEN_KEY, type McpServerContext } from "./mcp.ts";
+import { serveMcpHttp } from "./mcp-http.ts";
 import { type AuthMode, type HttpOptions, isLoopbackHost } from "./options.ts";
 
 /** JSON-RPC "server error" range codes for refusals made before the MCP layer. */
@@ -287,14 +287,7 @@ export async function listenHttp(deps: HttpServerDeps, options: HttpOptions): Pr
       return;
     }
 
-    const server = createMcpServer({ ...deps, transport: "tcp" });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    res.once("close", () => {
-      void transport.close();
-      void server.close();
-    });
-    await server.connect(transport);
-    await transport.handleRequest(Object.assign(req, { auth: authInfo }), res, parsed);
+    await serveMcpHttp(deps, req, res, parsed, authInfo);
   };
 
   const httpServer: Server = createServer((req, res) => {
