@@ -96,7 +96,11 @@ export function createMcpServer(ctx: McpServerContext): Server {
   // Deprecated in favour of McpServer, which would answer invalid arguments with its own text: see the module comment.
   const server = new Server(
     { name: SERVER_NAME, version: packageVersion },
-    { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator },
+    {
+      capabilities: { tools: { listChanged: false } },
+      instructions: INSTRUCTIONS,
+      jsonSchemaValidator: sharedValidator,
+    },
   );
   server.setRequestHandler("tools/list", async () => {
     toolListing ??= listTools();
