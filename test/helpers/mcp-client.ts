@@ -32,7 +32,11 @@ type ListedSchema = { [key: string]: unknown; properties?: Record<string, unknow
 
 /** What both SDK clients offer that the tests use. */
 interface AnyClient {
-  callTool(params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }): Promise<unknown>;
+  callTool(params: {
+    name: string;
+    arguments?: Record<string, unknown>;
+    _meta?: Record<string, unknown>;
+  }): Promise<unknown>;
   listTools(): Promise<{
     tools: Array<{ name: string; inputSchema: ListedSchema; outputSchema?: ListedSchema | undefined }>;
   }>;

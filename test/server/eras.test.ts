@@ -112,9 +112,10 @@ describe("both protocol eras on one tracker", () => {
   }
 
   test("a modern request whose routing headers disagree with its body is refused, and changes nothing", async () => {
+    const payload = startPayload();
     const { body, headers } = modernRequest(
       "tools/call",
-      { name: "track_session_start", arguments: startPayload() },
+      { name: "track_session_start", arguments: payload },
       "track_session_start",
     );
     const answer = await rawPost(tracker.url, body, {
@@ -129,7 +130,7 @@ describe("both protocol eras on one tracker", () => {
       const listed = await list.call("list_sessions", {});
       const ids = (listed.result.sessions as Array<{ start_event_id: string }>).map((s) => s.start_event_id);
       assert.ok(ids.length > 0 && ids.every((id) => typeof id === "string"), "the listing names start events");
-      assert.ok(!ids.includes((body.params as { arguments: { event_id: string } }).arguments.event_id));
+      assert.ok(!ids.includes(payload.event_id as string));
     } finally {
       await list.close();
     }
@@ -157,7 +158,10 @@ describe("both protocol eras on one tracker", () => {
       assert.equal(answer.result.status, "error");
       assert.equal(answer.result.code, "invalid_argument");
       const issues = answer.result.issues as Array<{ field: string }>;
-      assert.ok(issues.some((issue) => issue.field === "pid"), JSON.stringify(issues));
+      assert.ok(
+        issues.some((issue) => issue.field === "pid"),
+        JSON.stringify(issues),
+      );
     });
   }
 
