@@ -189,9 +189,10 @@ export class McpConnection {
     const prior = this.#era;
     try {
       await client.connect(transport, { signal, timeout: this.#options.timeoutMs, ...(prior ? { prior } : {}) });
+      // Remembered at once: even if this attempt runs out of time later, the next connect skips the probe.
+      this.#rememberEra(client);
       const listed = await client.listTools(undefined, { signal, timeout: this.#options.timeoutMs });
       if (this.#generation !== generation) throw new DeliveryFailure("aborted", "aborted", "connection was closed");
-      this.#rememberEra(client);
       this.#tools = new Set(listed.tools.map((t) => t.name));
       this.#options.log.debug(
         `connected over MCP ${client.getNegotiatedProtocolVersion() ?? "(unknown revision)"}, ${this.era} era${prior ? " (known from an earlier connect)" : ""}; tools: ${[...this.#tools].join(", ")}`,
