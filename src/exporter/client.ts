@@ -8,13 +8,20 @@
  * reconnects, so a handshake-only tracker costs one probe, not one per
  * connect; only a connect that fails in a way that says the remembered era no
  * longer fits (the tracker answered, but not in that era) probes again.
+ *
+ * Over stdio the probe goes to the tracker process the connection spawns
+ * (the SDK's default spawns a disposable sibling for it, which doubles the
+ * first connect's start-up time and under load pushed it past the call
+ * timeout). A server that ends on the unknown request instead of answering
+ * is taken for a handshake-era one, and the next connect goes straight to
+ * `initialize`.
  */
 import type { Client, PriorDiscovery } from "@modelcontextprotocol/client";
 import type { CallToolResultLike } from "../contract/index.ts";
 import { name, version } from "../package-info.ts";
 import { DeliveryFailure } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import { failureFromMcpError, isEraMismatch } from "./mcp-errors.ts";
+import { failureFromMcpError, isEraMismatch, isProbeCutOff } from "./mcp-errors.ts";
 import { ENV, type TransportSpec } from "./options.ts";
 
 export const CLIENT_INFO = { name, version } as const;
@@ -26,6 +33,18 @@ let clientSdk: ClientSdk | undefined;
 async function loadClientSdk(): Promise<ClientSdk> {
   clientSdk ??= await import("@modelcontextprotocol/client");
   return clientSdk;
+}
+
+type StdioTransportClass = typeof import("@modelcontextprotocol/client/stdio").StdioClientTransport;
+let inPlaceStdio: StdioTransportClass | undefined;
+
+/** The SDK's stdio transport, subclassed: the SDK probes a subclass in place rather than on a sibling process. */
+async function inPlaceStdioTransport(): Promise<StdioTransportClass> {
+  if (!inPlaceStdio) {
+    const { StdioClientTransport } = await import("@modelcontextprotocol/client/stdio");
+    inPlaceStdio = class InPlaceStdioClientTransport extends StdioClientTransport {};
+  }
+  return inPlaceStdio;
 }
 
 /** The tracker's protocol era, as the exporter says it in its log. */
@@ -205,6 +224,10 @@ export class McpConnection {
         this.#options.log.debug(
           `the tracker no longer answers in the ${prior.kind} era; the next connect probes again`,
         );
+      } else if (!prior && stdio && this.#generation === generation && isProbeCutOff(sdk, error)) {
+        // The server, not our own reset, closed the connection on the probe: it predates server/discover.
+        this.#era = { kind: "legacy" };
+        this.#options.log.debug("the tracker (stdio) ended on server/discover: handshake era from now on");
       }
       client.close().catch(() => {});
       throw error;
@@ -232,7 +255,8 @@ export class McpConnection {
         },
       });
     }
-    const { StdioClientTransport, getDefaultEnvironment } = await import("@modelcontextprotocol/client/stdio");
+    const { getDefaultEnvironment } = await import("@modelcontextprotocol/client/stdio");
+    const StdioClientTransport = await inPlaceStdioTransport();
     const env: Record<string, string> = { ...getDefaultEnvironment() };
     for (const [k, v] of Object.entries(this.#options.env)) if (v !== undefined) env[k] = v;
     env[ENV.delivery] = "off";

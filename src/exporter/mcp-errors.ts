@@ -65,3 +65,8 @@ export function isEraMismatch(sdk: Sdk, error: unknown): boolean {
       error.code === SdkErrorCode.MethodNotSupportedByProtocolVersion)
   );
 }
+
+/** Whether a first connect failed because the server closed the connection on the `server/discover` probe. */
+export function isProbeCutOff(sdk: Sdk, error: unknown): boolean {
+  return error instanceof sdk.SdkError && error.code === sdk.SdkErrorCode.EraNegotiationFailed;
+}

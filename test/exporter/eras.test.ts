@@ -37,11 +37,9 @@ const ERA_LINE = {
 };
 
 /**
- * Over stdio the first connect spawns the server twice (the SDK probes on a
- * disposable sibling process, then starts the session's own), and a probe the
- * server leaves unanswered for half the call timeout means a handshake-era
- * server: room enough that a busy machine's slow start-up is not mistaken
- * for that.
+ * Over stdio a probe the server leaves unanswered for half the call timeout
+ * means a handshake-era server: room enough that a busy machine's slow
+ * start-up is not mistaken for that.
  */
 const STDIO_TIMEOUT = { SHELL_SESSIONS_CALL_TIMEOUT_MS: "10000" };
 
@@ -125,20 +123,26 @@ for (const kind of ["http", "stdio"] as const) {
   }
 }
 
-test("a connection remembers a handshake-only tracker across resets: one probe, then straight to initialize", async (t) => {
-  const dir = tempDir(t);
-  const methods = join(dir, "methods.jsonl");
-  const server = await startMinimalHttp({ record: join(dir, "calls.jsonl"), methods, era: "legacy" });
-  t.after(() => server.stop());
+/** The exporter's connection object on its own, logging at debug level, closed after `t`. */
+function httpConnection(t: { after(fn: () => void): void }, url: string) {
   const logs: string[] = [];
   const connection = new McpConnection({
-    transport: { kind: "http", url: new URL(server.url) },
+    transport: { kind: "http", url: new URL(url) },
     timeoutMs: 5000,
     bearer: undefined,
     env: {},
     log: createLogger("debug", (line) => logs.push(line)),
   });
   t.after(() => connection.close());
+  return { connection, logs };
+}
+
+test("a connection remembers a handshake-only tracker across resets: one probe, then straight to initialize", async (t) => {
+  const dir = tempDir(t);
+  const methods = join(dir, "methods.jsonl");
+  const server = await startMinimalHttp({ record: join(dir, "calls.jsonl"), methods, era: "legacy" });
+  t.after(() => server.stop());
+  const { connection, logs } = httpConnection(t, server.url);
   assert.equal(connection.era, undefined);
   for (let i = 0; i < 4; i++) {
     assert.equal(await connection.supports("track_session_start"), true);
@@ -156,15 +160,7 @@ test("a remembered era that no longer fits is dropped: the next connect probes a
   const record = join(dir, "calls.jsonl");
   const legacy = await startMinimalHttp({ record, era: "legacy" });
   const port = Number(new URL(legacy.url).port);
-  const logs: string[] = [];
-  const connection = new McpConnection({
-    transport: { kind: "http", url: new URL(legacy.url) },
-    timeoutMs: 5000,
-    bearer: undefined,
-    env: {},
-    log: createLogger("debug", (line) => logs.push(line)),
-  });
-  t.after(() => connection.close());
+  const { connection, logs } = httpConnection(t, legacy.url);
   assert.equal(await connection.supports("track_session_start"), true);
   assert.equal(connection.era, "handshake");
   connection.reset();
@@ -183,4 +179,23 @@ test("a remembered era that no longer fits is dropped: the next connect probes a
     logs.some((line) => /no longer answers in the legacy era/.test(line)),
     logs.join(""),
   );
+});
+
+test("stdio: a handshake-era server that exits on server/discover costs one failed connect, then the handshake", async (t) => {
+  const dir = tempDir(t);
+  const record = join(dir, "calls.jsonl");
+  const methods = join(dir, "methods.jsonl");
+  const command = minimalStdioCommand({ record, methods, era: "legacy", exitOnProbe: true });
+  const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_COMMAND: command, ...STDIO_TIMEOUT }));
+  await twoSessions(h);
+  const calls = readRecords(record).map((r) => r.tool);
+  assert.deepEqual(calls, ["track_session_start", "track_session_end", "track_session_start", "track_session_end"]);
+  assert.ok(
+    h.logs.some((line) => /ended on server\/discover: handshake era from now on/.test(line)),
+    h.logs.join(""),
+  );
+  const lines = connectLines(h);
+  assert.ok(lines.length >= 2 && lines.every((line) => ERA_LINE.handshake.test(line)), lines.join(""));
+  const seen = readMethods(methods);
+  assert.equal(seen.filter((m) => m === "server/discover").length, 1, `one probe in all: ${seen.join(", ")}`);
 });

@@ -15,7 +15,7 @@
  *
  * Runnable as a child process:
  *   node test/helpers/session-buddy-minimal.ts --http [--port 0] [--record FILE] [--methods FILE] [--secret=S] [--delay-ms N] [--era legacy|modern]
- *   node test/helpers/session-buddy-minimal.ts --stdio [--record FILE] [--methods FILE] [--secret=S] [--era legacy|modern]
+ *   node test/helpers/session-buddy-minimal.ts --stdio [--record FILE] [--methods FILE] [--secret=S] [--era legacy|modern] [--exit-on-probe]
  * Over HTTP it prints "LISTENING <url>" on stdout once ready. Every call it
  * receives is appended to the record file (JSON lines, token replaced by a
  * flag, `_meta` kept) before it answers, so tests can check what arrived;
@@ -55,6 +55,8 @@ interface ServeOptions {
   secret: string | undefined;
   delayMs: number;
   era: MinimalEra;
+  /** Over stdio, exit on `server/discover` instead of answering it, as servers on some SDKs do with any unknown request. */
+  exitOnProbe: boolean;
 }
 
 function stamp(date: Date): string {
@@ -281,7 +283,10 @@ async function serveStdioEra(options: ServeOptions): Promise<void> {
   const server = await buildLegacyServer(options, () => false);
   const transport = new StdioServerTransport();
   await server.connect(transport);
-  tapMessages(transport, (m) => noteMethod(options, m));
+  tapMessages(transport, (m) => {
+    noteMethod(options, m);
+    if (options.exitOnProbe && (m as { method?: unknown }).method === "server/discover") process.exit(0);
+  });
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -296,6 +301,7 @@ async function main(argv: string[]): Promise<void> {
       secret: { type: "string" },
       "delay-ms": { type: "string", default: "0" },
       era: { type: "string", default: "legacy" },
+      "exit-on-probe": { type: "boolean", default: false },
     },
   });
   if (values.era !== "legacy" && values.era !== "modern")
@@ -306,6 +312,7 @@ async function main(argv: string[]): Promise<void> {
     secret: values.secret ?? process.env.SESSION_BUDDY_MINIMAL_SECRET,
     delayMs: Number(values["delay-ms"]),
     era: values.era,
+    exitOnProbe: values["exit-on-probe"] ?? false,
   };
   if (values.stdio) {
     await serveStdioEra(options);
@@ -334,6 +341,8 @@ export interface MinimalOptions {
   era?: MinimalEra;
   /** A file that receives the method of every JSON-RPC message the server gets. */
   methods?: string;
+  /** Legacy over stdio only: exit on `server/discover` rather than answer it. */
+  exitOnProbe?: boolean;
 }
 
 function optionArgs(options: MinimalOptions): string[] {
@@ -342,6 +351,7 @@ function optionArgs(options: MinimalOptions): string[] {
   if (options.delayMs !== undefined) args.push("--delay-ms", String(options.delayMs));
   if (options.era !== undefined) args.push("--era", options.era);
   if (options.methods !== undefined) args.push("--methods", options.methods);
+  if (options.exitOnProbe) args.push("--exit-on-probe");
   return args;
 }
 
