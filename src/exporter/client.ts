@@ -218,19 +218,22 @@ export class McpConnection {
       );
       return client;
     } catch (error) {
-      if (prior && isEraMismatch(sdk, error)) {
-        // The tracker answered, but not in the era it spoke before (upgraded or replaced): find out again next time.
-        this.#era = undefined;
-        this.#options.log.debug(
-          `the tracker no longer answers in the ${prior.kind} era; the next connect probes again`,
-        );
-      } else if (!prior && stdio && this.#generation === generation && isProbeCutOff(sdk, error)) {
-        // The server, not our own reset, closed the connection on the probe: it predates server/discover.
-        this.#era = { kind: "legacy" };
-        this.#options.log.debug("the tracker (stdio) ended on server/discover: handshake era from now on");
-      }
+      if (this.#generation === generation) this.#learnFromFailedConnect(sdk, error, prior);
       client.close().catch(() => {});
       throw error;
+    }
+  }
+
+  /** What a failed connect says about the tracker's era (`prior`: the era the connect assumed). */
+  #learnFromFailedConnect(sdk: ClientSdk, error: unknown, prior: PriorDiscovery | undefined): void {
+    if (prior && isEraMismatch(sdk, error)) {
+      // The tracker answered, but not in the era it spoke before (upgraded or replaced): find out again next time.
+      this.#era = undefined;
+      this.#options.log.debug(`the tracker no longer answers in the ${prior.kind} era; the next connect probes again`);
+    } else if (!prior && this.#options.transport.kind === "stdio" && isProbeCutOff(sdk, error)) {
+      // The server, not our own reset, closed the connection on the probe: it predates server/discover.
+      this.#era = { kind: "legacy" };
+      this.#options.log.debug("the tracker (stdio) ended on server/discover: handshake era from now on");
     }
   }
 
