@@ -1,11 +1,54 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+/**
+ * The exporter's MCP connection to its tracker, over Streamable HTTP or stdio.
+ *
+ * Protocol era: the first connect probes with `server/discover` (the
+ * stateless revision 2026-07-28) and falls back to the `initialize` handshake
+ * when the tracker does not offer it (Session-Buddy and other 2025-era
+ * servers). The answer is remembered for the life of this object, across
+ * reconnects, so a handshake-only tracker costs one probe, not one per
+ * connect; only a connect that fails in a way that says the remembered era no
+ * longer fits (the tracker answered, but not in that era) probes again.
+ *
+ * Over stdio the probe goes to the tracker process the connection spawns
+ * (the SDK's default spawns a disposable sibling for it, which doubles the
+ * first connect's start-up time and under load pushed it past the call
+ * timeout). A server that ends on the unknown request instead of answering
+ * is taken for a handshake-era one, and the next connect goes straight to
+ * `initialize`.
+ */
+import type { Client, PriorDiscovery } from "@modelcontextprotocol/client";
 import type { CallToolResultLike } from "../contract/index.ts";
 import { name, version } from "../package-info.ts";
 import { DeliveryFailure } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import { failureFromMcpError, isEraMismatch, isProbeCutOff } from "./mcp-errors.ts";
 import { ENV, type TransportSpec } from "./options.ts";
 
 export const CLIENT_INFO = { name, version } as const;
+
+type ClientSdk = typeof import("@modelcontextprotocol/client");
+
+// Loaded on the first connect, never before: a shell whose sessions are never sent does not pay for it.
+let clientSdk: ClientSdk | undefined;
+async function loadClientSdk(): Promise<ClientSdk> {
+  clientSdk ??= await import("@modelcontextprotocol/client");
+  return clientSdk;
+}
+
+type StdioTransportClass = typeof import("@modelcontextprotocol/client/stdio").StdioClientTransport;
+let inPlaceStdio: StdioTransportClass | undefined;
+
+/** The SDK's stdio transport, subclassed: the SDK probes a subclass in place rather than on a sibling process. */
+async function inPlaceStdioTransport(): Promise<StdioTransportClass> {
+  if (!inPlaceStdio) {
+    const { StdioClientTransport } = await import("@modelcontextprotocol/client/stdio");
+    inPlaceStdio = class InPlaceStdioClientTransport extends StdioClientTransport {};
+  }
+  return inPlaceStdio;
+}
+
+/** The tracker's protocol era, as the exporter says it in its log. */
+export type ProtocolEra = "stateless" | "handshake";
 
 export interface ConnectionOptions {
   transport: TransportSpec;
@@ -25,6 +68,8 @@ export class McpConnection {
   #connecting: Promise<Client> | undefined;
   #transport: Closer | undefined;
   #tools: Set<string> | undefined;
+  /** What the tracker speaks, once a connect has found out; kept across reset(). */
+  #era: PriorDiscovery | undefined;
   #closed = false;
   /** Bumped on every close, so a late callback of an old connection changes nothing. */
   #generation = 0;
@@ -35,6 +80,12 @@ export class McpConnection {
 
   get connected(): boolean {
     return this.#client !== undefined;
+  }
+
+  /** The protocol era the tracker was found to speak; undefined until a connect has succeeded. */
+  get era(): ProtocolEra | undefined {
+    if (this.#era === undefined) return undefined;
+    return this.#era.kind === "modern" ? "stateless" : "handshake";
   }
 
   /** Tools the server listed on this connection; undefined until connected. */
@@ -51,10 +102,7 @@ export class McpConnection {
     return this.#withTimeout(`${name} call`, async (signal) => {
       const client = await this.#connect(signal);
       const params = { name, arguments: args, ...(Object.keys(meta).length > 0 ? { _meta: meta } : {}) };
-      return (await client.callTool(params, undefined, {
-        signal,
-        timeout: this.#options.timeoutMs,
-      })) as CallToolResultLike;
+      return (await client.callTool(params, { signal, timeout: this.#options.timeoutMs })) as CallToolResultLike;
     });
   }
 
@@ -109,7 +157,7 @@ export class McpConnection {
       // After any transport-level failure the connection may be half dead (a restarted server has forgotten
       // our MCP session): start afresh next time.
       if (!(error instanceof DeliveryFailure)) this.reset();
-      throw error;
+      throw (clientSdk && failureFromMcpError(clientSdk, error)) ?? error;
     } finally {
       clearTimeout(timer);
     }
@@ -137,44 +185,17 @@ export class McpConnection {
   }
 
   async #open(signal: AbortSignal, generation: number): Promise<Client> {
-    const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
-    const client = new Client(CLIENT_INFO, { capabilities: {} });
-    const spec = this.#options.transport;
-    let transport: Closer & Parameters<Client["connect"]>[0];
-    if (spec.kind === "http") {
-      const { StreamableHTTPClientTransport } = await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
-      const headers: Record<string, string> = {};
-      if (this.#options.bearer !== undefined) headers.authorization = `Bearer ${this.#options.bearer}`;
-      transport = new StreamableHTTPClientTransport(spec.url, {
-        requestInit: { headers },
-        // A restarted tracker is found by our own retries; the SDK's own SSE reconnection would only add noise.
-        reconnectionOptions: {
-          maxRetries: 0,
-          initialReconnectionDelay: 1000,
-          maxReconnectionDelay: 1000,
-          reconnectionDelayGrowFactor: 1,
-        },
-      });
-    } else {
-      const { StdioClientTransport, getDefaultEnvironment } = await import("@modelcontextprotocol/sdk/client/stdio.js");
-      const env: Record<string, string> = { ...getDefaultEnvironment() };
-      for (const [k, v] of Object.entries(this.#options.env)) if (v !== undefined) env[k] = v;
-      env[ENV.delivery] = "off";
-      const debug = this.#options.log.level === "debug";
-      const stdio = new StdioClientTransport({
-        command: spec.command,
-        args: spec.args,
-        env,
-        // The server's log must never land in the operator's shell.
-        stderr: debug ? "pipe" : "ignore",
-      });
-      if (debug) {
-        stdio.stderr?.on("data", (chunk: Buffer) =>
-          this.#options.log.debug(`tracker (stdio): ${String(chunk).trim()}`),
-        );
-      }
-      transport = stdio;
-    }
+    const sdk = await loadClientSdk();
+    const stdio = this.#options.transport.kind === "stdio";
+    const client = new sdk.Client(CLIENT_INFO, {
+      capabilities: {},
+      versionNegotiation: {
+        mode: "auto",
+        // Over stdio a silent probe means a handshake-era server: leave time within our deadline for the handshake.
+        probe: { timeoutMs: stdio ? Math.max(1, Math.floor(this.#options.timeoutMs / 2)) : this.#options.timeoutMs },
+      },
+    });
+    const transport = await this.#openTransport(sdk);
     this.#transport = transport;
     client.onerror = (error) => this.#options.log.debug(`mcp transport: ${error.message}`);
     client.onclose = () => {
@@ -184,16 +205,75 @@ export class McpConnection {
         this.#tools = undefined;
       }
     };
+    const prior = this.#era;
     try {
-      await client.connect(transport, { signal, timeout: this.#options.timeoutMs });
+      await client.connect(transport, { signal, timeout: this.#options.timeoutMs, ...(prior ? { prior } : {}) });
+      // Remembered at once: even if this attempt runs out of time later, the next connect skips the probe.
+      this.#rememberEra(client);
       const listed = await client.listTools(undefined, { signal, timeout: this.#options.timeoutMs });
       if (this.#generation !== generation) throw new DeliveryFailure("aborted", "aborted", "connection was closed");
       this.#tools = new Set(listed.tools.map((t) => t.name));
-      this.#options.log.debug(`connected; tools: ${[...this.#tools].join(", ")}`);
+      this.#options.log.debug(
+        `connected over MCP ${client.getNegotiatedProtocolVersion() ?? "(unknown revision)"}, ${this.era} era${prior ? " (known from an earlier connect)" : ""}; tools: ${[...this.#tools].join(", ")}`,
+      );
       return client;
     } catch (error) {
+      if (this.#generation === generation) this.#learnFromFailedConnect(sdk, error, prior);
       client.close().catch(() => {});
       throw error;
     }
+  }
+
+  /** What a failed connect says about the tracker's era (`prior`: the era the connect assumed). */
+  #learnFromFailedConnect(sdk: ClientSdk, error: unknown, prior: PriorDiscovery | undefined): void {
+    if (prior && isEraMismatch(sdk, error)) {
+      // The tracker answered, but not in the era it spoke before (upgraded or replaced): find out again next time.
+      this.#era = undefined;
+      this.#options.log.debug(`the tracker no longer answers in the ${prior.kind} era; the next connect probes again`);
+    } else if (!prior && this.#options.transport.kind === "stdio" && isProbeCutOff(sdk, error)) {
+      // The server, not our own reset, closed the connection on the probe: it predates server/discover.
+      this.#era = { kind: "legacy" };
+      this.#options.log.debug("the tracker (stdio) ended on server/discover: handshake era from now on");
+    }
+  }
+
+  #rememberEra(client: Client): void {
+    const discover = client.getProtocolEra() === "modern" ? client.getDiscoverResult() : undefined;
+    this.#era = discover ? { kind: "modern", discover } : { kind: "legacy" };
+  }
+
+  async #openTransport(sdk: ClientSdk): Promise<Closer & Parameters<Client["connect"]>[0]> {
+    const spec = this.#options.transport;
+    if (spec.kind === "http") {
+      const headers: Record<string, string> = {};
+      if (this.#options.bearer !== undefined) headers.authorization = `Bearer ${this.#options.bearer}`;
+      return new sdk.StreamableHTTPClientTransport(spec.url, {
+        requestInit: { headers },
+        // A restarted tracker is found by our own retries; the SDK's own SSE reconnection would only add noise.
+        reconnectionOptions: {
+          maxRetries: 0,
+          initialReconnectionDelay: 1000,
+          maxReconnectionDelay: 1000,
+          reconnectionDelayGrowFactor: 1,
+        },
+      });
+    }
+    const { getDefaultEnvironment } = await import("@modelcontextprotocol/client/stdio");
+    const StdioClientTransport = await inPlaceStdioTransport();
+    const env: Record<string, string> = { ...getDefaultEnvironment() };
+    for (const [k, v] of Object.entries(this.#options.env)) if (v !== undefined) env[k] = v;
+    env[ENV.delivery] = "off";
+    const debug = this.#options.log.level === "debug";
+    const stdio = new StdioClientTransport({
+      command: spec.command,
+      args: spec.args,
+      env,
+      // The server's log must never land in the operator's shell.
+      stderr: debug ? "pipe" : "ignore",
+    });
+    if (debug) {
+      stdio.stderr?.on("data", (chunk: Buffer) => this.#options.log.debug(`tracker (stdio): ${String(chunk).trim()}`));
+    }
+    return stdio;
   }
 }

@@ -20,8 +20,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import type { AuthInfo } from "@modelcontextprotocol/server";
 import { AuthError, verifyToken } from "../auth/jwt.ts";
 import { settledWithin } from "../deadline.ts";
 import { readBody } from "./http-body.ts";
@@ -38,7 +37,8 @@ import {
 } from "./http-reply.ts";
 import type { Logger } from "./log.ts";
 import { LogThrottle } from "./log-throttle.ts";
-import { AUTH_INFO_TOKEN_KEY, createMcpServer, type McpServerContext } from "./mcp.ts";
+import { AUTH_INFO_TOKEN_KEY, type McpServerContext } from "./mcp.ts";
+import { serveMcpHttp } from "./mcp-http.ts";
 import { type AuthMode, type HttpOptions, RETRY_AFTER_SECONDS } from "./options.ts";
 
 export interface HttpTrackerServer {
@@ -189,17 +189,6 @@ async function readJson(
   }
 }
 
-async function serveMcp(x: Exchange, deps: HttpServerDeps, parsed: unknown): Promise<void> {
-  const server = createMcpServer({ ...deps, transport: "tcp" });
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-  x.res.once("close", () => {
-    void transport.close();
-    void server.close();
-  });
-  await server.connect(transport);
-  await transport.handleRequest(Object.assign(x.req, { auth: x.authInfo }), x.res, parsed);
-}
-
 class FrontDoor {
   readonly #deps: HttpServerDeps;
   readonly #options: HttpOptions;
@@ -231,7 +220,8 @@ class FrontDoor {
     }
     res.once("close", release);
     const parsed = await readJson(x, this.#options, anonymous);
-    if (parsed !== undefined) await serveMcp(x, this.#deps, parsed.value);
+    // The MCP layer picks the protocol era (mcp-http.ts); every check above applies to both.
+    if (parsed !== undefined) await serveMcpHttp(this.#deps, x.req, x.res, parsed.value, x.authInfo);
   }
 
   #refuseBusy(res: ServerResponse): void {

@@ -3,20 +3,25 @@
  * the contract's own JSON Schemas and `tools/call` validates with the
  * contract, answering invalid arguments with our structured error rather than
  * the SDK's generic text.
+ *
+ * One instance serves one HTTP request or one stdio connection, in either
+ * protocol era: the serving entries (mcp-http.ts, stdio.ts) pick the era and
+ * hand the instance its requests. The handlers are the same for both eras.
  */
-import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
-  CallToolRequestSchema,
   type CallToolResult,
-  ErrorCode,
-  ListToolsRequestSchema,
-  McpError,
+  PROTOCOL_VERSION_META_KEY,
+  ProtocolError,
+  ProtocolErrorCode,
+  Server,
+  type ServerContext,
   type Tool,
-} from "@modelcontextprotocol/sdk/types.js";
-import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
+} from "@modelcontextprotocol/server";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/server/validators/ajv";
 import type { VerifiedToken } from "../auth/jwt.ts";
 import { TOOL_NAMES, TOOLS, type ToolName, toolInputJsonSchema, toolOutputJsonSchema } from "../contract/tools.ts";
 import { version as packageVersion } from "../package-info.ts";
+import type { Logger } from "./log.ts";
 import { SERVER_NAME } from "./options.ts";
 import type { ServerTelemetry } from "./telemetry.ts";
 import { isToolName, TOOL_LIST, type TrackerTools } from "./tools.ts";
@@ -25,6 +30,9 @@ import { isToolName, TOOL_LIST, type TrackerTools } from "./tools.ts";
 const UNKNOWN_TOOL = "_OTHER";
 
 const READ_ONLY: ReadonlySet<ToolName> = new Set([TOOL_NAMES.health, TOOL_NAMES.list, TOOL_NAMES.get]);
+
+const INSTRUCTIONS =
+  "Session-Buddy-compatible tracker of admin shell sessions. Call track_session_start, then heartbeat_session while the shell lives, then track_session_end.";
 
 /** Built once: the listing is the same for every request. */
 function listTools(): Tool[] {
@@ -58,9 +66,21 @@ export interface McpServerContext {
 /** The verified Bearer token travels from the HTTP layer in `authInfo.extra`. */
 export const AUTH_INFO_TOKEN_KEY = "verifiedToken";
 
-function headerToken(extra: { authInfo?: { extra?: Record<string, unknown> } }): VerifiedToken | undefined {
-  const value = extra.authInfo?.extra?.[AUTH_INFO_TOKEN_KEY];
+function headerToken(ctx: ServerContext): VerifiedToken | undefined {
+  const value = ctx.http?.authInfo?.extra?.[AUTH_INFO_TOKEN_KEY];
   return value !== undefined ? (value as VerifiedToken) : undefined;
+}
+
+/**
+ * The revision this request is served under: its own `_meta` claim in the
+ * stateless era; in the handshake era the version `initialize` settled (stdio)
+ * or, per request over HTTP, the `MCP-Protocol-Version` header.
+ */
+function protocolVersionOf(server: Server, ctx: ServerContext): string | undefined {
+  // The SDK types the envelope as opaque; the key and its string value are the spec's.
+  const claimed = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY];
+  if (typeof claimed === "string") return claimed;
+  return server.getNegotiatedProtocolVersion() ?? ctx.http?.req?.headers.get("mcp-protocol-version") ?? undefined;
 }
 
 export function toCallToolResult(result: Record<string, unknown>): CallToolResult {
@@ -74,40 +94,58 @@ export function toCallToolResult(result: Record<string, unknown>): CallToolResul
 
 export function createMcpServer(ctx: McpServerContext): Server {
   sharedValidator ??= new AjvJsonSchemaValidator();
+  // Deprecated in favour of McpServer, which would answer invalid arguments with its own text: see the module comment.
   const server = new Server(
     { name: SERVER_NAME, version: packageVersion },
     {
       capabilities: { tools: { listChanged: false } },
-      instructions:
-        "Session-Buddy-compatible tracker of admin shell sessions. Call track_session_start, then heartbeat_session while the shell lives, then track_session_end.",
+      instructions: INSTRUCTIONS,
       jsonSchemaValidator: sharedValidator,
     },
   );
-  server.setRequestHandler(ListToolsRequestSchema, async () => {
+  server.setRequestHandler("tools/list", async () => {
     toolListing ??= listTools();
     return { tools: toolListing };
   });
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+  server.setRequestHandler("tools/call", async (request, call) => {
     const { name, arguments: args, _meta } = request.params;
     // Tool names come from callers: unknown ones share one value, so they cannot blow up metric cardinality.
     const tool = isToolName(name) ? name : UNKNOWN_TOOL;
-    return ctx.telemetry.toolCall(
-      { tool, requestId: extra.requestId, transport: ctx.transport, mcpSessionId: extra.sessionId, meta: _meta },
-      async () => {
-        // The MCP spec answers an unknown tool with a protocol error, not a tool result.
-        if (!isToolName(name)) {
-          throw new McpError(
-            ErrorCode.InvalidParams,
-            `Unknown tool: ${name.slice(0, 100)}; this server has: ${TOOL_LIST.join(", ")}`,
-          );
-        }
-        const answer = await ctx.tools.call(name, args ?? {}, {
-          header: headerToken(extra),
-          environment: ctx.environmentToken,
-        });
-        return { value: toCallToolResult(answer.result), outcome: answer.outcome };
-      },
-    );
+    const facts = {
+      tool,
+      requestId: call.mcpReq.id,
+      transport: ctx.transport,
+      mcpSessionId: call.sessionId,
+      protocolVersion: protocolVersionOf(server, call),
+      meta: _meta,
+    };
+    return ctx.telemetry.toolCall(facts, async () => {
+      // The MCP spec answers an unknown tool with a protocol error, not a tool result.
+      if (!isToolName(name)) {
+        throw new ProtocolError(
+          ProtocolErrorCode.InvalidParams,
+          `Unknown tool: ${name.slice(0, 100)}; this server has: ${TOOL_LIST.join(", ")}`,
+        );
+      }
+      const answer = await ctx.tools.call(name, args ?? {}, {
+        header: headerToken(call),
+        environment: ctx.environmentToken,
+      });
+      return { value: toCallToolResult(answer.result), outcome: answer.outcome };
+    });
   });
   return server;
+}
+
+/**
+ * The serving entries report, besides real failures, every request they
+ * refuse at the protocol level (a wrong envelope, routing headers that do
+ * not match the body). Those are answered to the caller and say nothing
+ * about this server, so only the rest reaches the log.
+ */
+export function mcpEntryErrorLogger(log: Logger, where: string): (error: Error) => void {
+  return (error) => {
+    if (error instanceof ProtocolError || /^Rejected /.test(error.message)) return;
+    log.warn(`MCP (${where}): ${error.message}`);
+  };
 }

@@ -32,6 +32,7 @@ import {
   ATTR_GEN_AI_TOOL_NAME,
   ATTR_JSONRPC_REQUEST_ID,
   ATTR_MCP_METHOD_NAME,
+  ATTR_MCP_PROTOCOL_VERSION,
   ATTR_MCP_SESSION_ID,
   ATTR_NETWORK_TRANSPORT,
   ATTR_SESSION_ID,
@@ -85,6 +86,8 @@ export interface ToolCallFacts {
   requestId: string | number;
   transport: "tcp" | "pipe";
   mcpSessionId?: string | undefined;
+  /** The MCP revision the request was served under (2026-07-28, or a handshake-era version). */
+  protocolVersion?: string | undefined;
   meta?: unknown;
 }
 
@@ -145,6 +148,7 @@ export class ServerTelemetry {
       [ATTR_JSONRPC_REQUEST_ID]: String(facts.requestId),
       [ATTR_NETWORK_TRANSPORT]: facts.transport,
       ...(facts.mcpSessionId ? { [ATTR_MCP_SESSION_ID]: facts.mcpSessionId } : {}),
+      ...(facts.protocolVersion ? { [ATTR_MCP_PROTOCOL_VERSION]: facts.protocolVersion } : {}),
     };
     const parent = contextFromMeta(facts.meta);
     const started = performance.now();

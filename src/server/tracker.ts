@@ -206,7 +206,7 @@ export async function startStdioTracker(
       }
     }
     const served = await serveStdio(
-      { tools: prepared.tools, telemetry: prepared.telemetry, environmentToken },
+      { tools: prepared.tools, telemetry: prepared.telemetry, environmentToken, log: options.log ?? silentLogger },
       {
         ...(options.stdin ? { stdin: options.stdin } : {}),
         ...(options.stdout ? { stdout: options.stdout } : {}),

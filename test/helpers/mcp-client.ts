@@ -1,10 +1,21 @@
 /**
- * Real MCP clients (the SDK's `Client`) for the tracker, over Streamable HTTP
- * and over stdio (spawning `dist/cli/main.js serve --stdio`), plus
- * Session-Buddy 1.0 payloads to send them.
+ * Real MCP clients for the tracker, over Streamable HTTP and over stdio
+ * (spawning `dist/cli/main.js serve --stdio`), plus Session-Buddy 1.0
+ * payloads to send them.
+ *
+ * Two clients, one per protocol era: by default the v1 SDK's `Client`
+ * (`@modelcontextprotocol/sdk` 1.32), which speaks the 2025-11-25 handshake;
+ * with `era: "modern"` the v2 SDK's `Client` (`@modelcontextprotocol/client`)
+ * pinned to the stateless revision 2026-07-28, which fails to connect unless
+ * the server offers it through `server/discover`.
  */
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernHttpTransport,
+} from "@modelcontextprotocol/client";
+import { StdioClientTransport as ModernStdioTransport } from "@modelcontextprotocol/client/stdio";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -12,8 +23,32 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { mintToken } from "../../src/auth/jwt.ts";
 import { CLI_PATH, childEnv } from "./tracker.ts";
 
+/** The stateless revision; a modern client is pinned to it. */
+export const MODERN_REVISION = "2026-07-28";
+
+export type ClientEra = "legacy" | "modern";
+
+type ListedSchema = { [key: string]: unknown; properties?: Record<string, unknown>; required?: string[] };
+
+/** What both SDK clients offer that the tests use. */
+interface AnyClient {
+  callTool(params: {
+    name: string;
+    arguments?: Record<string, unknown>;
+    _meta?: Record<string, unknown>;
+  }): Promise<unknown>;
+  listTools(): Promise<{
+    tools: Array<{ name: string; inputSchema: ListedSchema; outputSchema?: ListedSchema | undefined }>;
+  }>;
+  close(): Promise<void>;
+}
+
 export interface ConnectedClient {
-  client: Client;
+  client: AnyClient;
+  /** The era the connection speaks. */
+  era: ClientEra;
+  /** The revision the connection settled on (the handshake's, or 2026-07-28). */
+  protocolVersion: string | undefined;
   /** Calls a tool and returns its structured result (also checking the JSON text item agrees). */
   call(name: string, args?: Record<string, unknown>, meta?: Record<string, unknown>): Promise<ToolCall>;
   close(): Promise<void>;
@@ -32,9 +67,11 @@ function readResult(raw: CallToolResult): Record<string, unknown> {
   return structured;
 }
 
-function wrap(client: Client, close: () => Promise<void>): ConnectedClient {
+function wrap(client: AnyClient, era: ClientEra, protocolVersion: string | undefined): ConnectedClient {
   return {
     client,
+    era,
+    protocolVersion,
     async call(name, args = {}, meta) {
       const raw = (await client.callTool({
         name,
@@ -43,17 +80,30 @@ function wrap(client: Client, close: () => Promise<void>): ConnectedClient {
       })) as CallToolResult;
       return { raw, result: readResult(raw) };
     },
-    close,
+    close: () => client.close(),
   };
 }
 
-export async function connectHttp(url: string, options: { token?: string } = {}): Promise<ConnectedClient> {
-  const client = new Client({ name: "tracker-tests", version: "0.0.0" });
-  const transport = new StreamableHTTPClientTransport(new URL(url), {
-    requestInit: options.token ? { headers: { authorization: `Bearer ${options.token}` } } : {},
-  });
+const CLIENT_INFO = { name: "tracker-tests", version: "0.0.0" };
+
+function modernClient(): ModernClient {
+  return new ModernClient(CLIENT_INFO, { versionNegotiation: { mode: { pin: MODERN_REVISION } } });
+}
+
+export async function connectHttp(
+  url: string,
+  options: { token?: string; era?: ClientEra } = {},
+): Promise<ConnectedClient> {
+  const requestInit = options.token ? { headers: { authorization: `Bearer ${options.token}` } } : {};
+  if (options.era === "modern") {
+    const client = modernClient();
+    await client.connect(new ModernHttpTransport(new URL(url), { requestInit }));
+    return wrap(client, "modern", client.getNegotiatedProtocolVersion());
+  }
+  const client = new Client(CLIENT_INFO);
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit });
   await client.connect(transport);
-  return wrap(client, () => client.close());
+  return wrap(client, "legacy", transport.protocolVersion);
 }
 
 export interface StdioOptions {
@@ -65,6 +115,7 @@ export interface StdioOptions {
   lease?: number;
   env?: Record<string, string | undefined>;
   args?: string[];
+  era?: ClientEra;
 }
 
 export interface StdioClient extends ConnectedClient {
@@ -83,21 +134,35 @@ export async function connectStdio(options: StdioOptions): Promise<StdioClient> 
   const args = [CLI_PATH, "serve", "--stdio", "--store", options.store];
   if (options.lease !== undefined) args.push("--lease", String(options.lease));
   args.push(...(options.args ?? []));
-  const transport = new StdioClientTransport({
+  const parameters = {
     command: process.execPath,
     args,
     env: Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)),
-    stderr: "pipe",
-  });
+    stderr: "pipe" as const,
+  };
   let log = "";
-  (transport.stderr as Readable | null)?.setEncoding("utf8");
-  (transport.stderr as Readable | null)?.on("data", (chunk: string) => {
-    log += chunk;
-  });
-  const client = new Client({ name: "tracker-tests", version: "0.0.0" });
+  const collect = (stderr: Readable | null) => {
+    stderr?.setEncoding("utf8");
+    stderr?.on("data", (chunk: string) => {
+      log += chunk;
+    });
+  };
+  if (options.era === "modern") {
+    const transport = new ModernStdioTransport(parameters);
+    collect(transport.stderr as Readable | null);
+    const client = modernClient();
+    await client.connect(transport);
+    return { ...wrap(client, "modern", client.getNegotiatedProtocolVersion()), log: () => log, pid: transport.pid };
+  }
+  const transport = new StdioClientTransport(parameters);
+  collect(transport.stderr as Readable | null);
+  // The v1 client tells its transport the version the handshake settled; the stdio transport has no use for it.
+  let negotiated: string | undefined;
+  Object.assign(transport, { setProtocolVersion: (version: string) => (negotiated = version) });
+  const client = new Client(CLIENT_INFO);
   await client.connect(transport);
   return {
-    ...wrap(client, () => client.close()),
+    ...wrap(client, "legacy", negotiated),
     log: () => log,
     pid: transport.pid,
   };

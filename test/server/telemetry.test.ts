@@ -55,6 +55,7 @@ describe("the tracker's own telemetry", () => {
         "gen_ai.operation.name": "execute_tool",
         "jsonrpc.request.id": "string",
         "network.transport": "tcp",
+        "mcp.protocol.version": "2025-11-25",
         "session.id": sessionId,
         "shell.component.name": "mahavishnu",
         "shell.tool.status": "tracked",

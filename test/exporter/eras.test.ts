@@ -1,0 +1,201 @@
+/**
+ * The exporter finds out which MCP protocol era its tracker speaks, over HTTP
+ * and stdio: the stateless revision 2026-07-28 from our tracker and from a
+ * modern-only server, the 2025 handshake from a legacy-only (Session-Buddy
+ * like) server. It probes once per connection object and remembers the answer
+ * across reconnects, and names the era in its debug log.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { McpConnection } from "../../src/exporter/client.ts";
+import type { DeliveryFailure } from "../../src/exporter/errors.ts";
+import { createLogger } from "../../src/exporter/log.ts";
+import {
+  type MinimalEra,
+  minimalStdioCommand,
+  readMethods,
+  readRecords,
+  startMinimalHttp,
+} from "../helpers/session-buddy-minimal.ts";
+import { CLI_PATH, startTracker } from "../helpers/tracker.ts";
+import {
+  deliveryEnv,
+  endSession,
+  harness,
+  randomSecret,
+  startSession,
+  storedSessions,
+  tempDir,
+  trackerSessionId,
+  waitFor,
+} from "./support.ts";
+
+const ERA_LINE = {
+  stateless: /connected over MCP 2026-07-28, stateless era/,
+  handshake: /connected over MCP 2025-11-25, handshake era/,
+};
+
+/**
+ * Over stdio a probe the server leaves unanswered for half the call timeout
+ * means a handshake-era server: room enough that a busy machine's slow
+ * start-up is not mistaken for that.
+ */
+const STDIO_TIMEOUT = { SHELL_SESSIONS_CALL_TIMEOUT_MS: "10000" };
+
+/** Two sessions one after the other: the exporter closes its idle connection in between, so the second reconnects. */
+async function twoSessions(h: ReturnType<typeof harness>): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const span = startSession(h.provider);
+    ids.push(await trackerSessionId(span));
+    endSession(span);
+    await waitFor("the end to be delivered", () => h.processor.delivery.pending === 0);
+  }
+  return ids;
+}
+
+function connectLines(h: ReturnType<typeof harness>): string[] {
+  return h.logs.filter((line) => /connected over MCP/.test(line));
+}
+
+for (const kind of ["http", "stdio"] as const) {
+  test(`${kind}: against our tracker the exporter speaks 2026-07-28 and the sessions are recorded`, async (t) => {
+    const dir = tempDir(t);
+    const secret = randomSecret();
+    let env: NodeJS.ProcessEnv;
+    let store: string;
+    if (kind === "http") {
+      const tracker = await startTracker({ secret });
+      t.after(() => tracker.stop());
+      store = tracker.store;
+      env = deliveryEnv(dir, { SESSION_BUDDY_URL: tracker.url, SESSION_BUDDY_SECRET: secret });
+    } else {
+      store = `sqlite:${join(dir, "tracker.db")}`;
+      const command = JSON.stringify([process.execPath, CLI_PATH, "serve", "--stdio", "--store", store]);
+      env = deliveryEnv(dir, { SESSION_BUDDY_COMMAND: command, SESSION_BUDDY_SECRET: secret, ...STDIO_TIMEOUT });
+    }
+    const h = harness(t, env);
+    const ids = await twoSessions(h);
+    const { sessions } = await storedSessions(store);
+    assert.deepEqual(sessions.map((s) => s.session_id).sort(), [...ids].sort());
+    assert.ok(sessions.every((s) => s.status === "ended"));
+    const lines = connectLines(h);
+    assert.ok(lines.length >= 1 && lines.every((line) => ERA_LINE.stateless.test(line)), lines.join(""));
+    assert.deepEqual(h.warnings, []);
+  });
+
+  for (const era of ["legacy", "modern"] as const satisfies readonly MinimalEra[]) {
+    const expected = era === "legacy" ? "handshake" : "stateless";
+    test(`${kind}: against a ${era}-only server the exporter speaks the ${expected} era and probes once`, async (t) => {
+      const dir = tempDir(t);
+      const record = join(dir, "calls.jsonl");
+      const methods = join(dir, "methods.jsonl");
+      let env: NodeJS.ProcessEnv;
+      if (kind === "http") {
+        const server = await startMinimalHttp({ record, methods, era });
+        t.after(() => server.stop());
+        env = deliveryEnv(dir, { SESSION_BUDDY_URL: server.url });
+      } else {
+        env = deliveryEnv(dir, {
+          SESSION_BUDDY_COMMAND: minimalStdioCommand({ record, methods, era }),
+          ...STDIO_TIMEOUT,
+        });
+      }
+      const h = harness(t, env);
+      await twoSessions(h);
+      const calls = readRecords(record).map((r) => r.tool);
+      assert.deepEqual(calls, ["track_session_start", "track_session_end", "track_session_start", "track_session_end"]);
+      const lines = connectLines(h);
+      assert.ok(lines.length >= 2, `the idle connection was closed and opened again: ${lines.join("")}`);
+      assert.ok(ERA_LINE[expected].test(lines[0] ?? ""), lines.join(""));
+      assert.ok(
+        lines.slice(1).every((line) => /known from an earlier connect/.test(line)),
+        lines.join(""),
+      );
+      const seen = readMethods(methods);
+      assert.equal(seen.filter((m) => m === "server/discover").length, 1, `one probe in all: ${seen.join(", ")}`);
+      const handshakes = seen.filter((m) => m === "initialize").length;
+      if (era === "modern") assert.equal(handshakes, 0, "a modern-only server never sees initialize");
+      else assert.equal(handshakes, lines.length, "one handshake per connect, no probe after the first");
+      assert.deepEqual(h.warnings, []);
+    });
+  }
+}
+
+/** The exporter's connection object on its own, logging at debug level, closed after `t`. */
+function httpConnection(t: { after(fn: () => void): void }, url: string) {
+  const logs: string[] = [];
+  const connection = new McpConnection({
+    transport: { kind: "http", url: new URL(url) },
+    timeoutMs: 5000,
+    bearer: undefined,
+    env: {},
+    log: createLogger("debug", (line) => logs.push(line)),
+  });
+  t.after(() => connection.close());
+  return { connection, logs };
+}
+
+test("a connection remembers a handshake-only tracker across resets: one probe, then straight to initialize", async (t) => {
+  const dir = tempDir(t);
+  const methods = join(dir, "methods.jsonl");
+  const server = await startMinimalHttp({ record: join(dir, "calls.jsonl"), methods, era: "legacy" });
+  t.after(() => server.stop());
+  const { connection, logs } = httpConnection(t, server.url);
+  assert.equal(connection.era, undefined);
+  for (let i = 0; i < 4; i++) {
+    assert.equal(await connection.supports("track_session_start"), true);
+    assert.equal(connection.era, "handshake");
+    connection.reset();
+  }
+  const seen = readMethods(methods);
+  assert.equal(seen.filter((m) => m === "server/discover").length, 1, seen.join(", "));
+  assert.equal(seen.filter((m) => m === "initialize").length, 4, seen.join(", "));
+  assert.equal(logs.filter((line) => /handshake era/.test(line)).length, 4);
+});
+
+test("a remembered era that no longer fits is dropped: the next connect probes again", async (t) => {
+  const dir = tempDir(t);
+  const record = join(dir, "calls.jsonl");
+  const legacy = await startMinimalHttp({ record, era: "legacy" });
+  const port = Number(new URL(legacy.url).port);
+  const { connection, logs } = httpConnection(t, legacy.url);
+  assert.equal(await connection.supports("track_session_start"), true);
+  assert.equal(connection.era, "handshake");
+  connection.reset();
+  // The tracker is replaced, on the same address, by one that speaks only 2026-07-28.
+  await legacy.stop();
+  const modern = await startMinimalHttp({ record, era: "modern", port });
+  t.after(() => modern.stop());
+  await assert.rejects(
+    connection.supports("track_session_start"),
+    (error: DeliveryFailure) => error.errorType === "http_400" && /Unsupported protocol version/.test(error.message),
+  );
+  assert.equal(connection.era, undefined, "the stale verdict is forgotten");
+  assert.equal(await connection.supports("track_session_start"), true);
+  assert.equal(connection.era, "stateless");
+  assert.ok(
+    logs.some((line) => /no longer answers in the legacy era/.test(line)),
+    logs.join(""),
+  );
+});
+
+test("stdio: a handshake-era server that exits on server/discover costs one failed connect, then the handshake", async (t) => {
+  const dir = tempDir(t);
+  const record = join(dir, "calls.jsonl");
+  const methods = join(dir, "methods.jsonl");
+  const command = minimalStdioCommand({ record, methods, era: "legacy", exitOnProbe: true });
+  const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_COMMAND: command, ...STDIO_TIMEOUT }));
+  await twoSessions(h);
+  const calls = readRecords(record).map((r) => r.tool);
+  assert.deepEqual(calls, ["track_session_start", "track_session_end", "track_session_start", "track_session_end"]);
+  assert.ok(
+    h.logs.some((line) => /ended on server\/discover: handshake era from now on/.test(line)),
+    h.logs.join(""),
+  );
+  const lines = connectLines(h);
+  assert.ok(lines.length >= 2 && lines.every((line) => ERA_LINE.handshake.test(line)), lines.join(""));
+  const seen = readMethods(methods);
+  assert.equal(seen.filter((m) => m === "server/discover").length, 1, `one probe in all: ${seen.join(", ")}`);
+});
