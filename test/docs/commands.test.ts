@@ -106,7 +106,9 @@ async function npmStart(world: DocWorld): Promise<void> {
   );
   const shell = world.terminal("npm start", ROOT);
   await shell.waitFor("demo> ", { timeoutMs: DEADLINE_MS });
-  const [, , traceId = ""] = await shell.waitFor(/session tracking on · session (\S+) · trace ([0-9a-f]{32})/);
+  const [, bannerId = "", traceId = ""] = await shell.waitFor(
+    /session tracking on · session (\S+) · trace ([0-9a-f]{32})/,
+  );
   const mark = shell.mark();
   shell.type("1+1");
   await shell.waitFor(/^2$/m, { since: mark });
@@ -115,6 +117,10 @@ async function npmStart(world: DocWorld): Promise<void> {
   // "Tracked on this machine": right after the exit, with nothing else started.
   const session = await sessionEnded(world, traceId, 10_000);
   assert.equal(session.exit_reason, "exit_command");
+  // The id the banner prints is one `show` takes.
+  const shown = await world.run(`node ${join(ROOT, "dist/cli/main.js")} show ${bannerId}`, ROOT);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, new RegExp(session.session_id));
 }
 
 async function openApp({ world, command, match }: Step): Promise<void> {
