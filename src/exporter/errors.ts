@@ -102,9 +102,13 @@ function rpcErrorInBody(message: string): { message?: string; code?: string } | 
   }
 }
 
-/** HTTP 401/403: named by the tracker's error code (as a result error would be), told in its own words. */
-function credentialsRefused(status: 401 | 403, message: string): DeliveryFailure {
-  const rpc = rpcErrorInBody(message);
+/**
+ * HTTP 401/403: named by the tracker's error code (as a result error would
+ * be), told in its own words, read from the response `body` when the client
+ * kept it, else from the client's message.
+ */
+export function credentialsRefused(status: 401 | 403, message: string, body?: string): DeliveryFailure {
+  const rpc = rpcErrorInBody(body ?? message);
   const known = ErrorCode.safeParse(rpc?.code);
   const errorType = status === 401 ? "unauthenticated" : known.success ? known.data : `http_${status}`;
   return new DeliveryFailure("rejected", errorType, rpc?.message ?? message, true);

@@ -4,7 +4,7 @@
  * `error.type` values the rest of delivery already uses. Anything else
  * (network errors, aborts) is left to `classifyError`.
  */
-import { DeliveryFailure } from "./errors.ts";
+import { credentialsRefused, DeliveryFailure } from "./errors.ts";
 
 /** The SDK module, passed in: the exporter loads it only when it first connects. */
 type Sdk = typeof import("@modelcontextprotocol/client");
@@ -13,10 +13,9 @@ type Sdk = typeof import("@modelcontextprotocol/client");
 const METHOD_NOT_FOUND = -32601;
 const INVALID_PARAMS = -32602;
 
-function fromHttpStatus(status: number, message: string): DeliveryFailure {
-  if (status === 401 || status === 403) {
-    return new DeliveryFailure("rejected", `http_${status}`, `the tracker refused the credentials: ${message}`, true);
-  }
+function fromHttpStatus(status: number, message: string, body?: unknown): DeliveryFailure {
+  if (status === 401 || status === 403)
+    return credentialsRefused(status, message, typeof body === "string" ? body : undefined);
   if (status === 413) return new DeliveryFailure("rejected", "http_413", message);
   return new DeliveryFailure("transient", status > 0 ? `http_${status}` : "http_error", message);
 }
@@ -30,7 +29,7 @@ function fromProtocolCode(code: number, message: string): DeliveryFailure {
 /** A DeliveryFailure for an error the MCP SDK raised, or undefined for any other error. */
 export function failureFromMcpError(sdk: Sdk, error: unknown): DeliveryFailure | undefined {
   const { ProtocolError, SdkError, SdkErrorCode, SdkHttpError } = sdk;
-  if (error instanceof SdkHttpError) return fromHttpStatus(error.status, error.message);
+  if (error instanceof SdkHttpError) return fromHttpStatus(error.status, error.message, error.data?.text);
   if (error instanceof ProtocolError) return fromProtocolCode(error.code, error.message);
   if (!(error instanceof SdkError)) return undefined;
   switch (error.code) {

@@ -8,7 +8,7 @@
  * a provider registered later.
  */
 
-import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server";
 import {
   type Attributes,
   type Context,
@@ -165,7 +165,7 @@ export class ServerTelemetry {
         } catch (error) {
           span.recordException(error instanceof Error ? error : String(error));
           // A protocol error (an unknown tool) is the caller's mistake, not ours.
-          if (error instanceof McpError && error.code === ErrorCode.InvalidParams) {
+          if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
             outcome = { status: "error", errorType: "invalid_argument" };
           }
           throw error;
