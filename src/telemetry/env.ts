@@ -32,21 +32,29 @@ function nonNegative(value: string | undefined): number | undefined {
 }
 
 type OtlpConfig = { timeoutMillis?: number };
+type Protocol = (typeof OTLP_PROTOCOLS)[number];
+
+/**
+ * `OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`,
+ * else http/protobuf; an unsupported value is said and replaced.
+ */
+function otlpProtocol(env: NodeJS.ProcessEnv, signal: "TRACES" | "METRICS"): Protocol {
+  const chosen =
+    (env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "").trim() || "http/protobuf";
+  if ((OTLP_PROTOCOLS as readonly string[]).includes(chosen)) return chosen as Protocol;
+  diag.warn(
+    `unsupported OTLP ${signal.toLowerCase()} protocol "${chosen}" (use one of ${OTLP_PROTOCOLS.join(", ")}); using http/protobuf`,
+  );
+  return "http/protobuf";
+}
 
 async function otlpTraceExporterOf(env: NodeJS.ProcessEnv, config: OtlpConfig = {}): Promise<SpanExporter> {
-  const protocol =
-    (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "").trim() || "http/protobuf";
-  switch (protocol) {
+  switch (otlpProtocol(env, "TRACES")) {
     case "http/json":
       return new (await import("@opentelemetry/exporter-trace-otlp-http")).OTLPTraceExporter(config);
     case "grpc":
       return new (await import("@opentelemetry/exporter-trace-otlp-grpc")).OTLPTraceExporter(config);
     case "http/protobuf":
-      return new (await import("@opentelemetry/exporter-trace-otlp-proto")).OTLPTraceExporter(config);
-    default:
-      diag.warn(
-        `unsupported OTLP traces protocol "${protocol}" (use one of ${OTLP_PROTOCOLS.join(", ")}); using http/protobuf`,
-      );
       return new (await import("@opentelemetry/exporter-trace-otlp-proto")).OTLPTraceExporter(config);
   }
 }
@@ -59,19 +67,12 @@ async function otlpTraceExporter(env: NodeJS.ProcessEnv): Promise<SpanExporter> 
 }
 
 async function otlpMetricExporterOf(env: NodeJS.ProcessEnv, config: OtlpConfig = {}): Promise<PushMetricExporter> {
-  const protocol =
-    (env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "").trim() || "http/protobuf";
-  switch (protocol) {
+  switch (otlpProtocol(env, "METRICS")) {
     case "http/json":
       return new (await import("@opentelemetry/exporter-metrics-otlp-http")).OTLPMetricExporter(config);
     case "grpc":
       return new (await import("@opentelemetry/exporter-metrics-otlp-grpc")).OTLPMetricExporter(config);
     case "http/protobuf":
-      return new (await import("@opentelemetry/exporter-metrics-otlp-proto")).OTLPMetricExporter(config);
-    default:
-      diag.warn(
-        `unsupported OTLP metrics protocol "${protocol}" (use one of ${OTLP_PROTOCOLS.join(", ")}); using http/protobuf`,
-      );
       return new (await import("@opentelemetry/exporter-metrics-otlp-proto")).OTLPMetricExporter(config);
   }
 }

@@ -62,34 +62,40 @@ async function delivery(spans = true): Promise<SpanProcessor[]> {
   }
 }
 
-/** Flush before a natural exit, once per batch of ended sessions (`beforeExit` fires again after the flush). */
-function flushBeforeExit(): () => void {
+/**
+ * Registers `flush` for the signal and exit paths, and flushes before a
+ * natural exit, once per batch of ended sessions (`beforeExit` fires again
+ * after the flush). Returns what undoes both.
+ */
+function flushOnExit(flush: () => Promise<void>): () => void {
+  const reg = registry();
+  reg.flushers.add(flush);
   const onBeforeExit = () => {
-    if (!registry().unflushed) return;
+    if (!reg.unflushed) return;
     leaving();
     void flushTelemetry(EXIT_FLUSH_TIMEOUT_MS);
   };
   process.on("beforeExit", onBeforeExit);
-  return () => process.removeListener("beforeExit", onBeforeExit);
+  return () => {
+    reg.flushers.delete(flush);
+    process.removeListener("beforeExit", onBeforeExit);
+  };
 }
 
 function attach(instrumentation: ShellSessionInstrumentation, sessionProcessors: SpanProcessor[]): ShellTelemetry {
-  const reg = registry();
   // Another SDK owns the providers and cannot be given more processors: session spans reach ours directly.
   instrumentation.setSessionSpanProcessors(sessionProcessors);
   registerInstrumentations({ instrumentations: [instrumentation] });
   const flush = async () => {
     await Promise.allSettled([flushOf(globalTracerProvider()), ...sessionProcessors.map((p) => p.forceFlush())]);
   };
-  reg.flushers.add(flush);
-  const stopExitFlush = flushBeforeExit();
+  const stopExitFlush = flushOnExit(flush);
   return {
     mode: "attached",
     instrumentation,
     forceFlush: flush,
     async shutdown() {
       stopExitFlush();
-      reg.flushers.delete(flush);
       await flush();
       instrumentation.disable();
       await Promise.allSettled(sessionProcessors.map((p) => p.shutdown()));
@@ -104,19 +110,16 @@ function attach(instrumentation: ShellSessionInstrumentation, sessionProcessors:
  */
 async function startWithoutSdk(instrumentation: ShellSessionInstrumentation): Promise<ShellTelemetry> {
   const processors = await delivery(false);
-  const reg = registry();
   const flush = async () => {
     await Promise.allSettled(processors.map((p) => p.forceFlush()));
   };
-  reg.flushers.add(flush);
-  const stopExitFlush = flushBeforeExit();
+  const stopExitFlush = flushOnExit(flush);
   return {
     mode: "disabled",
     instrumentation,
     forceFlush: flush,
     async shutdown() {
       stopExitFlush();
-      reg.flushers.delete(flush);
       await Promise.allSettled(processors.map((p) => p.shutdown()));
     },
   };
@@ -124,7 +127,6 @@ async function startWithoutSdk(instrumentation: ShellSessionInstrumentation): Pr
 
 export async function startSdk(options: ShellTelemetryOptions = {}): Promise<ShellTelemetry> {
   const { serviceName, spanProcessors: extra = [], metricReaders, ...config } = options;
-  const reg = registry();
   const instrumentation = new ShellSessionInstrumentation({ ...config, enabled: false });
   if (sdkDisabled()) return startWithoutSdk(instrumentation);
   const sessionProcessors = [...(await delivery()), ...extra];
@@ -150,15 +152,13 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
   const flush = async () => {
     await Promise.allSettled([flushOf(globalTracerProvider()), flushOf(metrics.getMeterProvider() as Flushable)]);
   };
-  reg.flushers.add(flush);
-  const stopExitFlush = flushBeforeExit();
+  const stopExitFlush = flushOnExit(flush);
   return {
     mode: "sdk",
     instrumentation,
     forceFlush: flush,
     async shutdown() {
       stopExitFlush();
-      reg.flushers.delete(flush);
       instrumentation.disable();
       // Usually called as the program ends: bounded, and never a rejection (an unreachable Collector is no error of the program's).
       leaving();

@@ -273,6 +273,28 @@ export function shellEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   };
 }
 
+/**
+ * A shell program's environment for delivery to `tracker`, with short
+ * timings so that outages resolve within a test (the logic is the defaults').
+ */
+export function trackedShellEnv(
+  tracker: { url: string; secret: string | undefined },
+  stateDir: string,
+  extra: NodeJS.ProcessEnv = {},
+): NodeJS.ProcessEnv {
+  return shellEnv({
+    SHELL_SESSIONS_STATE_DIR: stateDir,
+    SESSION_BUDDY_URL: tracker.url,
+    SESSION_BUDDY_SECRET: tracker.secret,
+    SHELL_SESSIONS_CALL_TIMEOUT_MS: "2000",
+    SHELL_SESSIONS_BREAKER_RESET_MS: "500",
+    SHELL_SESSIONS_SPOOL_RETRY_MS: "200",
+    SHELL_SESSIONS_RETRY_MAX_ELAPSED_MS: "1000",
+    SHELL_SESSIONS_HELPER_TIMEOUT_MS: "120000",
+    ...extra,
+  });
+}
+
 export interface ShellProcess {
   child: ChildProcess;
   stdout(): string;

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { SessionRecord } from "../../src/contract/index.ts";
-import { storedSessions, tempDir, waitFor } from "../exporter/support.ts";
+import { storedSessions, tempDir, trackedShellEnv, waitFor } from "../exporter/support.ts";
 import { KEY, type PtyShell, spawnPty } from "../helpers/pty.ts";
 import { startTracker, type TrackerProcess } from "../helpers/tracker.ts";
 
@@ -89,33 +89,13 @@ const WAYS: Way[] = [
   { name: "SIGKILL", act: "sigkill", take: signal("SIGKILL"), expect: { status: "abandoned" } },
 ];
 
+/** Heartbeats well inside the short lease, so only SIGKILLed shells are abandoned. */
+const MATRIX_ENV = { SHELL_SESSIONS_COMPONENT: "matrix", SHELL_SESSIONS_HEARTBEAT_MS: "500" };
+
 interface Run {
   way: Way;
   moment: Moment;
   pid: number;
-}
-
-function shellEnvFor(tracker: TrackerProcess, dir: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(OTEL_|SESSION_BUDDY_|SHELL_SESSIONS_|NODE_OPTIONS$|NODE_TEST_CONTEXT$)/.test(k)) env[k] = v;
-  }
-  return {
-    ...env,
-    SHELL_SESSIONS_STATE_DIR: dir,
-    SESSION_BUDDY_URL: tracker.url,
-    SESSION_BUDDY_SECRET: tracker.secret,
-    SHELL_SESSIONS_COMPONENT: "matrix",
-    SHELL_SESSIONS_CALL_TIMEOUT_MS: "2000",
-    SHELL_SESSIONS_BREAKER_RESET_MS: "500",
-    SHELL_SESSIONS_SPOOL_RETRY_MS: "200",
-    SHELL_SESSIONS_RETRY_MAX_ELAPSED_MS: "1000",
-    SHELL_SESSIONS_HEARTBEAT_MS: "500",
-    SHELL_SESSIONS_HELPER_TIMEOUT_MS: "90000",
-    OTEL_TRACES_EXPORTER: "none",
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
-  };
 }
 
 async function runOne(way: Way, moment: Moment, env: NodeJS.ProcessEnv): Promise<Run> {
@@ -203,14 +183,14 @@ async function expectAllRecorded(label: string, tracker: TrackerProcess, runs: R
 test("every way out, at every moment, with the tracker up: each shell recorded once, with its exit reason", async (t) => {
   const tracker = await startTracker({ lease: LEASE_SECONDS });
   t.after(() => tracker.stop());
-  const runs = await runAll(shellEnvFor(tracker, tempDir(t, "matrix-up-")));
+  const runs = await runAll(trackedShellEnv(tracker, tempDir(t, "matrix-up-"), MATRIX_ENV));
   await expectAllRecorded("up", tracker, runs);
 });
 
 test("the same with the tracker down until every shell is gone, then up: delivered with no shell and no command", async (t) => {
   const tracker = await startTracker({ lease: LEASE_SECONDS });
   t.after(() => tracker.stop());
-  const env = shellEnvFor(tracker, tempDir(t, "matrix-down-"));
+  const env = trackedShellEnv(tracker, tempDir(t, "matrix-down-"), MATRIX_ENV);
   await tracker.kill("SIGTERM");
   const runs = await runAll(env);
   await tracker.restart();

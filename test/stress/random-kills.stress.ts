@@ -13,7 +13,7 @@ import { once } from "node:events";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { SessionRecord } from "../../src/contract/index.ts";
-import { storedSessions, tempDir, waitFor } from "../exporter/support.ts";
+import { storedSessions, tempDir, trackedShellEnv, waitFor } from "../exporter/support.ts";
 import { startTracker, type TrackerProcess } from "../helpers/tracker.ts";
 
 const HOST = fileURLToPath(new URL("../fixtures/exit-host.mjs", import.meta.url));
@@ -32,28 +32,6 @@ const REASON: Record<KillWay, string | undefined> = {
 interface Killed {
   pid: number;
   way: KillWay;
-}
-
-function envFor(tracker: TrackerProcess, dir: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(OTEL_|SESSION_BUDDY_|SHELL_SESSIONS_|NODE_OPTIONS$|NODE_TEST_CONTEXT$)/.test(k)) env[k] = v;
-  }
-  return {
-    ...env,
-    SHELL_SESSIONS_STATE_DIR: dir,
-    SESSION_BUDDY_URL: tracker.url,
-    SESSION_BUDDY_SECRET: tracker.secret,
-    SHELL_SESSIONS_COMPONENT: "killed",
-    SHELL_SESSIONS_CALL_TIMEOUT_MS: "2000",
-    SHELL_SESSIONS_BREAKER_RESET_MS: "500",
-    SHELL_SESSIONS_SPOOL_RETRY_MS: "200",
-    SHELL_SESSIONS_RETRY_MAX_ELAPSED_MS: "1000",
-    SHELL_SESSIONS_HELPER_TIMEOUT_MS: "120000",
-    OTEL_TRACES_EXPORTER: "none",
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
-  };
 }
 
 /** One shell, ended `way` at a random instant 0–3 s after its prompt. */
@@ -128,14 +106,16 @@ async function expectRecorded(label: string, tracker: TrackerProcess, killed: Ki
 test(`${SHELLS} shells killed at random instants, tracker up: all recorded, none twice`, async (t) => {
   const tracker = await startTracker();
   t.after(() => tracker.stop());
-  const killed = await killAll(envFor(tracker, tempDir(t, "kills-up-")));
+  const killed = await killAll(
+    trackedShellEnv(tracker, tempDir(t, "kills-up-"), { SHELL_SESSIONS_COMPONENT: "killed" }),
+  );
   await expectRecorded("tracker up", tracker, killed);
 });
 
 test(`${SHELLS} shells killed at random instants, tracker down until all are dead: all recorded by the drain helpers`, async (t) => {
   const tracker = await startTracker();
   t.after(() => tracker.stop());
-  const env = envFor(tracker, tempDir(t, "kills-down-"));
+  const env = trackedShellEnv(tracker, tempDir(t, "kills-down-"), { SHELL_SESSIONS_COMPONENT: "killed" });
   await tracker.kill("SIGTERM");
   const killed = await killAll(env);
   await tracker.restart();
