@@ -10,7 +10,9 @@
  * range, too long, a token that is not a JWT). The case names the broken
  * fields, so a test can check that the answer names one of them.
  */
+
 import fc from "fast-check";
+import { isTimestamp } from "../../../src/contract/isotime.ts";
 import { TOOL_NAMES, TOOLS } from "../../../src/contract/tools.ts";
 import { endPayload, startPayload } from "../../helpers/mcp-client.ts";
 
@@ -177,6 +179,9 @@ const validish = {
   component: fc.constantFrom("fuzz", "mahavishnu", "a_b-c"),
 };
 
+/** A timestamp poisoned so that the contract's rule (Python 3.11's fromisoformat, with a T) refuses it. */
+const brokenTimestamp = poisoned(validish.timestamp).filter((v) => !isTimestamp(v));
+
 // ---- mutations ----
 
 interface Mutation {
@@ -220,10 +225,12 @@ function remove(field: string): Mutation {
 
 const missing = (field: string) => fc.constant(remove(field));
 const wrongType = (field: string, values: fc.Arbitrary<unknown> = nonString) => values.map((v) => set(field, v));
+/** Session-Buddy takes `null` for `metadata` and `token` (`dict | None`, `str | None`): null is no breakage there. */
+const notNull = (values: fc.Arbitrary<unknown>) => values.filter((v) => v !== null);
 
 /** Breaks the `token` argument: not a string, or a string that is no JWT signed with the tracker's secret. */
 const brokenToken = fc.oneof(
-  wrongType("token"),
+  wrongType("token", notNull(nonString)),
   fc
     .oneof(
       hostileString,
@@ -265,7 +272,7 @@ const breakersByTool: Record<string, Record<string, fc.Arbitrary<Mutation>>> = {
     timestamp: fc.oneof(
       missing("timestamp"),
       wrongType("timestamp"),
-      poisoned(validish.timestamp).map((v) => set("timestamp", v)),
+      brokenTimestamp.map((v) => set("timestamp", v)),
       // Matches the pattern, but the calendar has no such day: the store refuses it.
       fc
         .constantFrom("2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z", "2025-02-29T25:61:61Z")
@@ -294,7 +301,7 @@ const breakersByTool: Record<string, Record<string, fc.Arbitrary<Mutation>>> = {
       nonString.map((v) => setIn("environment", "platform", v)),
       fc.oneof(nonString, hugeString).map((v) => setIn("environment", "cwd", v)),
     ),
-    metadata: wrongType("metadata", nonObject),
+    metadata: wrongType("metadata", notNull(nonObject)),
     token: brokenToken,
   },
   [TOOL_NAMES.end]: {
@@ -302,14 +309,14 @@ const breakersByTool: Record<string, Record<string, fc.Arbitrary<Mutation>>> = {
     timestamp: fc.oneof(
       missing("timestamp"),
       wrongType("timestamp"),
-      poisoned(validish.timestamp).map((v) => set("timestamp", v)),
+      brokenTimestamp.map((v) => set("timestamp", v)),
     ),
+    // Optional, as in Session-Buddy (it defaults to "session_end"): only a wrong value breaks it.
     event_type: fc.oneof(
-      missing("event_type"),
       wrongType("event_type"),
       poisoned(fc.constant("session_end")).map((v) => set("event_type", v)),
     ),
-    metadata: wrongType("metadata", nonObject),
+    metadata: wrongType("metadata", notNull(nonObject)),
     token: brokenToken,
   },
   [TOOL_NAMES.heartbeat]: {
@@ -317,13 +324,13 @@ const breakersByTool: Record<string, Record<string, fc.Arbitrary<Mutation>>> = {
     timestamp: fc.oneof(
       missing("timestamp"),
       wrongType("timestamp"),
-      poisoned(validish.timestamp).map((v) => set("timestamp", v)),
+      brokenTimestamp.map((v) => set("timestamp", v)),
     ),
     event_type: fc.oneof(
       wrongType("event_type"),
       poisoned(fc.constant("heartbeat")).map((v) => set("event_type", v)),
     ),
-    metadata: wrongType("metadata", nonObject),
+    metadata: wrongType("metadata", notNull(nonObject)),
     token: brokenToken,
   },
   [TOOL_NAMES.list]: {
@@ -340,11 +347,11 @@ const breakersByTool: Record<string, Record<string, fc.Arbitrary<Mutation>>> = {
     hostname: wrongType("hostname"),
     started_after: fc.oneof(
       wrongType("started_after"),
-      poisoned(validish.timestamp).map((v) => set("started_after", v)),
+      brokenTimestamp.map((v) => set("started_after", v)),
     ),
     started_before: fc.oneof(
       wrongType("started_before"),
-      poisoned(validish.timestamp).map((v) => set("started_before", v)),
+      brokenTimestamp.map((v) => set("started_before", v)),
     ),
     limit: notIntegerIn(1, 500).map((v) => set("limit", v)),
     cursor: wrongType("cursor"),
