@@ -225,8 +225,15 @@ function remove(field: string): Mutation {
 
 const missing = (field: string) => fc.constant(remove(field));
 const wrongType = (field: string, values: fc.Arbitrary<unknown> = nonString) => values.map((v) => set(field, v));
-/** Session-Buddy takes `null` for `metadata` and `token` (`dict | None`, `str | None`): null is no breakage there. */
-const notNull = (values: fc.Arbitrary<unknown>) => values.filter((v) => v !== null);
+/**
+ * Session-Buddy takes `null` for `metadata` and `token` (`dict | None`, `str | None`), and both are optional: a
+ * value that arrives as null (NaN and Infinity do, in JSON) or not at all (undefined) is no breakage there.
+ */
+const notNull = (values: fc.Arbitrary<unknown>) =>
+  values.filter((v) => {
+    const json = JSON.stringify(v);
+    return json !== undefined && json !== "null";
+  });
 
 /** Breaks the `token` argument: not a string, or a string that is no JWT signed with the tracker's secret. */
 const brokenToken = fc.oneof(
