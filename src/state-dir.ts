@@ -3,9 +3,11 @@
  * embedded store, the spool): `$SHELL_SESSIONS_STATE_DIR`, else the XDG state
  * home, else `~/.local/state`.
  */
-import { mkdirSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+// Through process.getBuiltinModule: the journal reads the state dir on the way to the first prompt, where an
+// ES module import of a built-in costs its facade.
+const { mkdirSync } = process.getBuiltinModule("node:fs");
+const { homedir } = process.getBuiltinModule("node:os");
+const { join } = process.getBuiltinModule("node:path");
 
 export const STATE_DIR_NAME = "otel-shell-sessions";
 

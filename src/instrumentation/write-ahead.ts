@@ -7,13 +7,15 @@
  *
  * Light, like everything on the way to the first prompt: node built-ins only.
  */
-import { homedir, hostname, userInfo } from "node:os";
 import { Journal } from "../journal/journal.ts";
 import type { DescribeLine } from "../journal/records.ts";
 import { isDeliveryOff } from "../journal/switch.ts";
 import { registry } from "./registry.ts";
 import type { ShellSession } from "./session.ts";
 import { type ResolvedShell, sameShell } from "./shell.ts";
+
+// Through process.getBuiltinModule: an ES module import of node:os costs its facade before the prompt.
+const { homedir, hostname, userInfo } = process.getBuiltinModule("node:os");
 
 function attempt<T>(read: () => T): T | undefined {
   try {

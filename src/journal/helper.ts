@@ -15,9 +15,10 @@
  * shell does not reach it.
  */
 import type { ChildProcess } from "node:child_process";
-import { closeSync, openSync, statSync, truncateSync } from "node:fs";
-import { dirname, extname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+
+// Built-ins through process.getBuiltinModule: this module is loaded on the way to the first prompt (see ids.ts).
+const { closeSync, openSync, statSync, truncateSync } = process.getBuiltinModule("node:fs");
+const { dirname, extname, join } = process.getBuiltinModule("node:path");
 
 /** The helper's log, beside the journals; cut back when it grows past this. */
 export const HELPER_LOG_NAME = "drain-helper.log";
@@ -31,7 +32,7 @@ export interface DrainHelper {
 
 /** The helper's program: the same build (`.js`) or sources (`.ts`) as this file. */
 function helperEntry(): string {
-  const here = fileURLToPath(import.meta.url);
+  const here = process.getBuiltinModule("node:url").fileURLToPath(import.meta.url);
   return join(dirname(here), "..", "exporter", `drain-helper${extname(here)}`);
 }
 

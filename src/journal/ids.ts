@@ -7,7 +7,9 @@
  * microseconds and is just as strong. Where /dev/urandom cannot be read
  * (another platform, a sandbox), node:crypto is the fallback.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+// Built-ins are taken with process.getBuiltinModule, not imported: an ES module import of a built-in costs
+// its facade on the way to the first prompt, which this module is on.
+const { closeSync, openSync, readSync } = process.getBuiltinModule("node:fs");
 
 export interface SessionIds {
   /** `session.id` of the shell: a UUID v4. */

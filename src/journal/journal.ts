@@ -13,11 +13,13 @@
  * process leaves; any other is left for the drain helper (helper.ts), which
  * outlives the process and hands what is left to the spool.
  */
-import { closeSync, fdatasyncSync, mkdirSync, openSync, unlinkSync, writeSync } from "node:fs";
-import { join } from "node:path";
 import { stateDir } from "../state-dir.ts";
 import { type DrainHelper, spawnDrainHelper } from "./helper.ts";
 import type { JournalLine } from "./records.ts";
+
+// Built-ins through process.getBuiltinModule: this module is on the way to the first prompt (see ids.ts).
+const { closeSync, fdatasyncSync, mkdirSync, openSync, unlinkSync, writeSync } = process.getBuiltinModule("node:fs");
+const { join } = process.getBuiltinModule("node:path");
 
 export const JOURNAL_DIR_NAME = "journal";
 export const JOURNAL_SUFFIX = ".jsonl";
