@@ -28,17 +28,14 @@ export interface IngestSummary {
   unreadable: number;
 }
 
-/**
- * Whether a process of this host with that pid exists (signal 0 sends
- * nothing): only ESRCH says it does not; EPERM means it exists as another user's.
- */
+/** Whether a process of this host with that pid exists (signal 0 sends nothing). */
 export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
