@@ -63,7 +63,7 @@ const SIZES = QUICK
       activeSessions: 100,
     }
   : {
-      promptRounds: 20,
+      promptRounds: 40,
       exitRounds: 10,
       memoryRounds: 5,
       blocks: 5,
@@ -121,27 +121,27 @@ async function promptFigures(env: Record<PromptVariant["tracker"], NodeJS.Proces
     log(`time to first prompt: round ${round + 1} of ${SIZES.promptRounds}`);
   }
   const summary = (name: string) => summarize(samples.get(name) ?? []);
-  const p50 = (name: string) => summary(name).p50;
+  // Each round's ratio of two variants measured back to back, then the median of those: what the machine
+  // was doing at the time falls on both, which a ratio of two medians of whole runs does not cancel.
+  const paired = (a: string, b: string) => {
+    const of = samples.get(a) ?? [];
+    const to = samples.get(b) ?? [];
+    const ratios = of.map((x, i) => ratio(x, to[i] ?? Number.NaN)).filter((r): r is number => r !== null);
+    return round(ratios.length > 0 ? median(ratios) : Number.NaN);
+  };
   return {
     rounds: SIZES.promptRounds,
     unit: "ms",
     variants: Object.fromEntries(PROMPT_VARIANTS.map((v) => [v.name, figures(summary(v.name))])),
-    ratiosOfMedians: {
-      "register / bare, tracker up": round(ratio(p50("register, tracker up"), p50("bare, tracker up")) ?? Number.NaN),
-      "register / bare, tracker down": round(
-        ratio(p50("register, tracker down"), p50("bare, tracker down")) ?? Number.NaN,
-      ),
-      "register answering after 5 s / bare": round(
-        ratio(p50("register, tracker answering after 5 s"), p50("bare, tracker up")) ?? Number.NaN,
-      ),
-      "auto-instrumentations / bare, tracker up": round(
-        ratio(p50("auto-instrumentations, tracker up"), p50("bare, tracker up")) ?? Number.NaN,
-      ),
-      "auto-instrumentations / bare, tracker down": round(
-        ratio(p50("auto-instrumentations, tracker down"), p50("bare, tracker down")) ?? Number.NaN,
-      ),
-      "register / auto-instrumentations, tracker up": round(
-        ratio(p50("register, tracker up"), p50("auto-instrumentations, tracker up")) ?? Number.NaN,
+    medianPairedRatios: {
+      "register / bare, tracker up": paired("register, tracker up", "bare, tracker up"),
+      "register / bare, tracker down": paired("register, tracker down", "bare, tracker down"),
+      "register answering after 5 s / bare": paired("register, tracker answering after 5 s", "bare, tracker up"),
+      "auto-instrumentations / bare, tracker up": paired("auto-instrumentations, tracker up", "bare, tracker up"),
+      "auto-instrumentations / bare, tracker down": paired("auto-instrumentations, tracker down", "bare, tracker down"),
+      "register / auto-instrumentations, tracker up": paired(
+        "register, tracker up",
+        "auto-instrumentations, tracker up",
       ),
     },
   };
@@ -354,7 +354,7 @@ type Results = Awaited<ReturnType<typeof main>>;
 
 function table(r: Results): string {
   const prompt = r.timeToFirstPrompt.variants as Record<string, { p50: number | null; p99: number | null }>;
-  const pr = r.timeToFirstPrompt.ratiosOfMedians;
+  const pr = r.timeToFirstPrompt.medianPairedRatios;
   const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
   const lines = [row(["Figure", "Measured", "Compared with", "Ratio"]), row(["---", "---", "---", "---"])];
   const p = (name: string) => ms(prompt[name] ?? { p50: null, p99: null });
@@ -538,7 +538,7 @@ async function main() {
       quick: QUICK,
       notes: [
         "Every variant runs with OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER set to none: no variant pays for a collector that is not there.",
-        "Time to first prompt: from spawning node in a pseudo-terminal to its prompt appearing there; the shell is killed right after.",
+        "Time to first prompt: from spawning node in a pseudo-terminal to its prompt appearing there; the shell is killed right after, and the next shell waits until any drain helper it left has exited. Ratios are the median of each round's ratio (the two variants measured back to back).",
         "Time to exit: the one exception to the exporters being off: the SDK's default OTLP exporters are on with no Collector listening (as on a machine where none was set up); from typing `.exit` (after the prompt, the banner for register, and 0.5 s) to the process having exited.",
         "Emission latency: a shell opened and closed one at a time in a worker process; start = span start to the tracker's answer to track_session_start, end = span end to its answer to track_session_end. The peer is one no-op tool call with the same arguments.",
         "The exporter closes its connection whenever no session is open and nothing is queued (over stdio this ends the tracker process it spawned); the benchmark alternates blocks of sessions with blocks of peer calls, so the first start of each block pays a reconnect (over stdio a tracker spawn), which shows in the start p99.",

@@ -5,7 +5,7 @@
  */
 import { spawnPty } from "../../test/helpers/pty.ts";
 import { childEnv } from "../../test/helpers/tracker.ts";
-import { rssMiB } from "./machine.ts";
+import { leftoversGone, rssMiB } from "./machine.ts";
 
 /** The REPL's prompt at the start of a line. */
 const PROMPT = /(^|\n)> /;
@@ -41,6 +41,17 @@ export function shellEnv(
   });
 }
 
+/**
+ * After a shell has gone: its drain helper (if it left one) has finished too,
+ * so that the next figure, of whichever variant, has the cores to itself.
+ */
+async function quiet(env: NodeJS.ProcessEnv): Promise<void> {
+  const stateDir = env.SHELL_SESSIONS_STATE_DIR;
+  if (stateDir === undefined) return;
+  const left = await leftoversGone(stateDir);
+  if (left > 0) process.stderr.write(`bench: ${left} drain helper(s) under ${stateDir} still running after 10 s\n`);
+}
+
 /** Spawns a REPL with `preload`, waits for its prompt, and kills it. */
 export async function timeToPrompt(preload: Preload, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
   const started = performance.now();
@@ -51,6 +62,7 @@ export async function timeToPrompt(preload: Preload, env: NodeJS.ProcessEnv, cwd
   } finally {
     shell.dispose();
     await shell.exited;
+    await quiet(env);
   }
 }
 
@@ -84,6 +96,7 @@ export async function shellMemory(
   } finally {
     shell.dispose();
     await shell.exited;
+    await quiet(env);
   }
 }
 
@@ -108,5 +121,6 @@ export async function timeToExit(preload: Preload, env: NodeJS.ProcessEnv, cwd: 
     return performance.now() - started;
   } finally {
     shell.dispose();
+    await quiet(env);
   }
 }
