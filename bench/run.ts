@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { openStore } from "../src/store/index.ts";
+import { startDelayProxy } from "../test/helpers/delay-proxy.ts";
 import { startPayload, tokenFor } from "../test/helpers/mcp-client.ts";
 import { startTracker, type TrackerProcess } from "../test/helpers/tracker.ts";
 import { reservePort } from "../test/stress/support/scenarios.ts";
@@ -36,7 +37,6 @@ import {
   type Summary,
   summarize,
 } from "../test/stress/support/stats.ts";
-import { startDelayProxy } from "./lib/delay-proxy.ts";
 import { type EmissionFigures, emissionLatency } from "./lib/emission.ts";
 import { peerSteps, rawInserts, sustainedRate, trackerSteps } from "./lib/ingest.ts";
 import { describeMachine, rssMiB } from "./lib/machine.ts";

@@ -53,6 +53,7 @@ import {
   TOOL_NAMES,
   validate,
 } from "../contract/index.ts";
+import { settledWithin } from "../deadline.ts";
 import {
   ATTR_ERROR_TYPE,
   ATTR_GEN_AI_OPERATION_NAME,
@@ -205,6 +206,10 @@ export class SessionDelivery {
   #drainBackoffMs: number;
   #lingerTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
+  /** The heartbeat round in progress, if one is. */
+  #heartbeatRound: Promise<void> | undefined;
+  /** forceFlush calls waiting for the in-memory queue to empty (or the process to start exiting). */
+  readonly #flushWaiters = new Set<() => void>();
   #epoch = 0;
   #choosing: Promise<Target> | undefined;
   #target: Target | undefined;
@@ -369,6 +374,7 @@ export class SessionDelivery {
     this.#owned.delete(job.eventId);
     const i = this.#queue.indexOf(job);
     if (i >= 0) this.#queue.splice(i, 1);
+    this.#wakeFlushWaiters();
   }
 
   /** Records the outcome of an in-memory job. */
@@ -592,7 +598,15 @@ export class SessionDelivery {
 
   #ensureHeartbeat(): void {
     if (this.#heartbeatTimer || this.#o.heartbeatMs <= 0 || this.#mode !== "live") return;
-    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#o.heartbeatMs);
+    this.#heartbeatTimer = setInterval(() => {
+      // One round at a time: a round slower than the interval (a slow tracker) is not joined by the next.
+      if (this.#heartbeatRound !== undefined) return;
+      this.#heartbeatRound = this.#heartbeat()
+        .catch((error: unknown) => this.#log.debug(`heartbeat round failed: ${classifyError(error).message}`))
+        .finally(() => {
+          this.#heartbeatRound = undefined;
+        });
+    }, this.#o.heartbeatMs);
     this.#heartbeatTimer.unref();
   }
 
@@ -761,24 +775,36 @@ export class SessionDelivery {
     this.#drainTimer = setTimeout(() => {
       this.#drainTimer = undefined;
       this.#drainAt = Number.POSITIVE_INFINITY;
-      void this.drain().then((summary) => {
-        if (this.#stopped || this.#exiting) return;
-        if (summary.busy) {
-          // Another process is draining the same spool: look again soon, it may stop (or die) any time.
-          this.#scheduleDrain(this.#o.spoolRetryMs);
-        } else if (summary.waiting > summary.rejected) {
-          this.#scheduleDrain(this.#drainBackoffMs);
-          this.#drainBackoffMs = Math.min(this.#drainBackoffMs * 2, this.#o.spoolRetryMaxMs);
-        } else {
-          this.#drainBackoffMs = this.#o.spoolRetryMs;
-          if (summary.rejected > 0) this.#scheduleDrain(this.#o.rejectedRetryMs);
-        }
-      });
+      this.drain().then(
+        (summary) => {
+          if (this.#stopped || this.#exiting) return;
+          if (summary.busy) {
+            // Another process is draining the same spool: look again soon, it may stop (or die) any time.
+            this.#scheduleDrain(this.#o.spoolRetryMs);
+          } else if (summary.waiting > summary.rejected) {
+            this.#retryDrainLater();
+          } else {
+            this.#drainBackoffMs = this.#o.spoolRetryMs;
+            if (summary.rejected > 0) this.#scheduleDrain(this.#o.rejectedRetryMs);
+          }
+        },
+        (error: unknown) => {
+          // Inside someone else's process: a failed pass (say, an unreadable journal directory) is said and
+          // retried with backoff, never left as an unhandled rejection that would end the host program.
+          this.#log.warnOnce("drain-failed", `draining the spool failed: ${classifyError(error).message}; retrying`);
+          if (!this.#stopped && !this.#exiting) this.#retryDrainLater();
+        },
+      );
     }, delayMs);
     this.#drainTimer.unref();
   }
 
   /** One pass over the spool, in order. Concurrent calls share the pass in progress. */
+  #retryDrainLater(): void {
+    this.#scheduleDrain(this.#drainBackoffMs);
+    this.#drainBackoffMs = Math.min(this.#drainBackoffMs * 2, this.#o.spoolRetryMaxMs);
+  }
+
   drain(options: DrainOptions = {}): Promise<DrainSummary> {
     if (this.#draining) return this.#draining;
     this.#draining = this.#drainPass(options).finally(() => {
@@ -995,6 +1021,7 @@ export class SessionDelivery {
       if (job.kind === "start") job.session.start = "spool";
     }
     this.#spoolJobs(jobs, why);
+    this.#wakeFlushWaiters();
   }
 
   #maybeIdle(): void {
@@ -1039,10 +1066,29 @@ export class SessionDelivery {
   async forceFlush(): Promise<void> {
     const unspooled = this.#queue.filter((j) => !j.finished && !j.spooled);
     if (unspooled.length > 0) this.#spoolJobs(unspooled, "flush");
-    const deadline = Date.now() + this.#o.flushTimeoutMs;
-    while (this.#queue.some((j) => !j.finished) && Date.now() < deadline && !this.#exiting) {
-      await new Promise((resolve) => setTimeout(resolve, 10).unref());
+    if (this.#flushed()) return;
+    let wake = () => {};
+    const flushed = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    this.#flushWaiters.add(wake);
+    try {
+      // Unreferenced: a flush never keeps the process alive by itself.
+      await settledWithin(flushed, this.#o.flushTimeoutMs, { unref: true });
+    } finally {
+      this.#flushWaiters.delete(wake);
     }
+  }
+
+  /** Nothing in memory is still being sent, or the process is leaving (its queue went to the spool). */
+  #flushed(): boolean {
+    return this.#exiting || !this.#queue.some((j) => !j.finished);
+  }
+
+  #wakeFlushWaiters(): void {
+    if (this.#flushWaiters.size === 0 || !this.#flushed()) return;
+    for (const wake of this.#flushWaiters) wake();
+    this.#flushWaiters.clear();
   }
 
   async shutdown(): Promise<void> {

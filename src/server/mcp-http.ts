@@ -56,8 +56,9 @@ function routerFor(deps: HttpMcpDeps): EraRouter {
       try {
         return await transport.handleRequest(request, { parsedBody: parsed, ...(authInfo ? { authInfo } : {}) });
       } finally {
-        void transport.close();
-        void server.close();
+        // Not awaited: the answer is already made. Settled, though: a failure to close this per-request pair
+        // changes nothing for the caller and must not become an unhandled rejection in the tracker.
+        void Promise.allSettled([transport.close(), server.close()]);
       }
     },
   };

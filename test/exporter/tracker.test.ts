@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { mintToken } from "../../src/auth/jwt.ts";
+import { startDelayProxy } from "../helpers/delay-proxy.ts";
 import { startOtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { CLI_PATH, runCli, startTracker } from "../helpers/tracker.ts";
 import {
@@ -165,6 +166,36 @@ test("heartbeats: sent only because this tracker lists heartbeat_session, they k
     h.spans.getFinishedSpans().find((s) => s.name === "tools/call heartbeat_session"),
   );
   assert.equal(beat.spanContext().traceId, span.spanContext().traceId, "heartbeats are in the session's trace");
+  endSession(span);
+  await waitFor("ended", async () => (await storedSessions(tracker.store)).sessions[0]?.status === "ended");
+});
+
+test("heartbeats against a tracker slower than their interval: one round at a time, never overlapping", async (t) => {
+  const dir = tempDir(t);
+  const tracker = await startTracker();
+  t.after(() => tracker.stop());
+  // Every answer takes 300 ms; a heartbeat is due every 50 ms.
+  const slow = await startDelayProxy(tracker.url, 300);
+  t.after(() => slow.close());
+  const h = harness(
+    t,
+    deliveryEnv(dir, {
+      SESSION_BUDDY_URL: slow.url,
+      SESSION_BUDDY_SECRET: tracker.secret,
+      SHELL_SESSIONS_HEARTBEAT_MS: "50",
+    }),
+  );
+  const span = startSession(h.provider);
+  const beats = await waitFor("four heartbeat client spans", () => {
+    const found = h.spans.getFinishedSpans().filter((s) => s.name === "tools/call heartbeat_session");
+    return found.length >= 4 && found;
+  });
+  const ms = (time: [number, number]) => time[0] * 1000 + time[1] / 1e6;
+  const sorted = beats.map((s) => ({ start: ms(s.startTime), end: ms(s.endTime) })).sort((a, b) => a.start - b.start);
+  for (let i = 1; i < sorted.length; i++) {
+    const [before, after] = [sorted[i - 1], sorted[i]] as [{ end: number }, { start: number }];
+    assert.ok(after.start >= before.end, `heartbeat ${i + 1} started ${before.end - after.start} ms before ${i} ended`);
+  }
   endSession(span);
   await waitFor("ended", async () => (await storedSessions(tracker.store)).sessions[0]?.status === "ended");
 });

@@ -1,7 +1,8 @@
 /**
- * A tracker that answers after 5 s: a small HTTP proxy in front of the real
- * one that holds every response back. Hand-rolled (a few lines of node:http)
- * because all it must do is forward one request and wait.
+ * A slow tracker: a small HTTP proxy in front of the real one that holds
+ * every response back (the bench's tracker answering after 5 s; slow
+ * heartbeats in tests). Hand-rolled (a few lines of node:http) because all
+ * it must do is forward one request and wait.
  */
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
