@@ -26,8 +26,8 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { openStore } from "../src/store/index.ts";
 import { startDelayProxy } from "../test/helpers/delay-proxy.ts";
 import { startPayload, tokenFor } from "../test/helpers/mcp-client.ts";
+import { freePort } from "../test/helpers/ports.ts";
 import { startTracker, type TrackerProcess } from "../test/helpers/tracker.ts";
-import { reservePort } from "../test/stress/support/scenarios.ts";
 import {
   formatNumber,
   formatRatio,
@@ -498,7 +498,7 @@ async function main() {
   const root = mkdtempSync(join(tmpdir(), "otel-shell-sessions-bench-"));
   const tracker = await startTracker({ lease: 3600 });
   const slow = await startDelayProxy(tracker.url, SLOW_TRACKER_DELAY_MS);
-  const downPort = await reservePort();
+  const downPort = await freePort();
   const httpPeer = await startNoopHttp();
   try {
     const env = {

@@ -30,9 +30,6 @@ export const TOOL_NAMES = {
 } as const;
 export type ToolName = (typeof TOOL_NAMES)[keyof typeof TOOL_NAMES];
 
-/** The three tools the real Session-Buddy serves; everything else is optional for a client. */
-export const SESSION_BUDDY_TOOLS: readonly ToolName[] = [TOOL_NAMES.start, TOOL_NAMES.end, TOOL_NAMES.health];
-
 interface ToolContract {
   readonly name: ToolName;
   readonly description: string;

@@ -34,7 +34,6 @@ type Task = () => Promise<unknown>;
 export class Breaker {
   readonly #breaker: CircuitBreaker<[Task], unknown>;
   #state: CircuitState = "closed";
-  readonly #listeners = new Set<(state: CircuitState) => void>();
 
   constructor(options: BreakerOptions) {
     const rotate = new EventEmitter();
@@ -59,7 +58,6 @@ export class Breaker {
       if (this.#state === state) return;
       this.#state = state;
       options.onStateChange?.(state);
-      for (const listener of this.#listeners) listener(state);
     };
     this.#breaker.on("open", () => set("open"));
     this.#breaker.on("halfOpen", () => set("half_open"));
@@ -70,17 +68,12 @@ export class Breaker {
     return this.#state;
   }
 
-  onStateChange(listener: (state: CircuitState) => void): void {
-    this.#listeners.add(listener);
-  }
-
   /** Runs `task` through the circuit; rejects with opossum's EOPENBREAKER error while open. */
   fire<T>(task: () => Promise<T>): Promise<T> {
     return this.#breaker.fire(task) as Promise<T>;
   }
 
   shutdown(): void {
-    this.#listeners.clear();
     this.#breaker.shutdown();
   }
 }

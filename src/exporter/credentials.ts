@@ -33,14 +33,6 @@ export class Credentials {
     this.#log = options.log;
   }
 
-  /** Where the credentials come from, for messages. */
-  describe(): string {
-    if (this.#fixedToken !== undefined) return "SESSION_BUDDY_TOKEN";
-    const secret = this.#readSecret();
-    if (secret === null) return "no credentials (no SESSION_BUDDY_TOKEN, SESSION_BUDDY_SECRET or local tracker secret)";
-    return "a token minted from the shared secret";
-  }
-
   async tokenFor(component: string): Promise<string | undefined> {
     if (this.#fixedToken !== undefined) return this.#fixedToken;
     const cached = this.#minted.get(component);

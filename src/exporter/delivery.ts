@@ -250,10 +250,6 @@ export class SessionDelivery {
     }
   }
 
-  get circuitState() {
-    return this.#breaker.state;
-  }
-
   get spoolPath(): string {
     return this.#o.spoolPath;
   }

@@ -196,15 +196,15 @@ export function parseCommand(text: string, variable: string): { command: string;
 
 export { isDeliveryOff };
 
-/**
- * Read the environment once. Overrides (from CLI flags or code) win over the
- * environment and are not validated here: their callers validate them.
- */
 /** The host's spool file: one per state dir, shared by every process that uses the package. */
 export function spoolPathFor(env: NodeJS.ProcessEnv): string {
   return join(stateDir(env), SPOOL_FILE_NAME);
 }
 
+/**
+ * Read the environment once. Overrides (from CLI flags or code) win over the
+ * environment and are not validated here: their callers validate them.
+ */
 export function resolveDeliveryOptions(
   env: NodeJS.ProcessEnv = process.env,
   overrides: Partial<DeliveryOptions> = {},

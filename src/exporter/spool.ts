@@ -747,11 +747,6 @@ export class Spool {
     });
   }
 
-  /** Remember a start's session id without touching the events (its end may be spooled by another process). */
-  recordMapping(startEventId: string, trackerSessionId: string): void {
-    this.#tx((db) => recordMapping(db, startEventId, trackerSessionId));
-  }
-
   /** Where a start is: still waiting here, rejected, delivered (mapped), quarantined, or unknown. One consistent read. */
   locateStart(startEventId: string): { where: StartWhereabouts; trackerSessionId?: string } {
     return this.#run((db) => {

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startOtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { freePort } from "../helpers/ports.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type DocBlock, shellBlocks } from "./blocks.ts";
 import { DEADLINE_MS, DocWorld, installProject, type OpenShell, packOnce, ROOT } from "./world.ts";
 
@@ -43,16 +44,6 @@ interface StoredSession {
 }
 
 /** Polls `probe` until it returns a value, or fails naming `what` at the deadline. */
-async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = DEADLINE_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 /** The sessions in the reader's default store, read with the checkout's CLI (a check, not a doc command). */
 async function storedSessions(world: DocWorld): Promise<StoredSession[]> {
   const result = await world.run(`node ${join(ROOT, "dist/cli/main.js")} list --json --limit 500`, ROOT);
@@ -61,10 +52,11 @@ async function storedSessions(world: DocWorld): Promise<StoredSession[]> {
 }
 
 function sessionEnded(world: DocWorld, traceId: string, timeoutMs = DEADLINE_MS): Promise<StoredSession> {
-  return poll(
+  return waitFor(
     `the session with trace ${traceId} to be ended in the store`,
     async () => (await storedSessions(world)).find((s) => s.trace_id === traceId && s.status === "ended"),
     timeoutMs,
+    200,
   );
 }
 
@@ -201,13 +193,15 @@ const RUNNERS: Runner[] = [
         await receiver.close();
         const port = world.trackerMetricsPort;
         assert.ok(port, "the tracker serving metrics was started first");
-        await poll("the tracker's metrics to count the session", async () => {
-          const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
-          return (
-            /^shell_tracker_sessions_ended_total\{[^}]*shell_component_name="demo"[^}]*\} [1-9]/m.test(text) ||
-            undefined
-          );
-        });
+        await waitFor(
+          "the tracker's metrics to count the session",
+          async () => {
+            const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+            return /^shell_tracker_sessions_ended_total\{[^}]*shell_component_name="demo"[^}]*\} [1-9]/m.test(text);
+          },
+          DEADLINE_MS,
+          200,
+        );
       });
     },
   },
@@ -221,11 +215,16 @@ const RUNNERS: Runner[] = [
     run: async ({ world, command }) => {
       const open = world.open.at(-1);
       assert.ok(open, "a shell is open while `list --active` runs");
-      await poll(`list --active to show the open ${open.component} session`, async () => {
-        const result = await world.run(command);
-        assert.equal(result.code, 0, result.stderr);
-        return new RegExp(`\\b${open.component}\\b.*\\bactive\\b`).test(result.stdout) || undefined;
-      });
+      await waitFor(
+        `list --active to show the open ${open.component} session`,
+        async () => {
+          const result = await world.run(command);
+          assert.equal(result.code, 0, result.stderr);
+          return new RegExp(`\\b${open.component}\\b.*\\bactive\\b`).test(result.stdout);
+        },
+        DEADLINE_MS,
+        200,
+      );
     },
   },
   {

@@ -21,6 +21,7 @@ import { Spool, type SpoolStats } from "../../src/exporter/spool.ts";
 import * as semconv from "../../src/semconv.ts";
 import { openStore } from "../../src/store/index.ts";
 import { type MinimalHttpServer, type MinimalOptions, startMinimalHttp } from "../helpers/session-buddy-minimal.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 export function tempDir(t: { after(fn: () => void): void }, prefix = "exporter-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -28,29 +29,7 @@ export function tempDir(t: { after(fn: () => void): void }, prefix = "exporter-"
   return dir;
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+export { waitFor };
 
 export interface Harness {
   provider: TracerProvider;

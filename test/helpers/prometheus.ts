@@ -15,9 +15,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
-
-// Kept importable from here: the observability tests take it from this module.
-export { freePort };
+import { waitFor } from "./wait.ts";
 
 export const PROMETHEUS_BIN = "/usr/bin/prometheus";
 export const PROMTOOL_BIN = "/usr/bin/promtool";
@@ -85,32 +83,6 @@ export function assertPrometheusInstalled(): void {
     if (!existsSync(bin)) {
       throw new Error(`${bin} is missing: install Debian's prometheus package (apt-get install prometheus; CI does)`);
     }
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns a value other than undefined, or throws `describe()` after the deadline. */
-export async function poll<T>(
-  check: () => Promise<T | undefined>,
-  deadlineMs: number,
-  describe: () => string,
-  intervalMs = 250,
-): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > until) {
-      const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
-      throw new Error(`${describe()} within ${deadlineMs} ms${cause}`);
-    }
-    await sleep(intervalMs);
   }
 }
 
@@ -198,7 +170,8 @@ export class PrometheusServer {
       });
     });
     try {
-      await poll(
+      await waitFor(
+        () => `prometheus to be ready on ${this.url}; its log:\n${this.#log}`,
         async () => {
           if (exited) throw new Error(`prometheus exited; its log:\n${this.#log}`);
           const response = await fetch(`${this.url}/-/ready`);
@@ -206,7 +179,7 @@ export class PrometheusServer {
           return response.ok ? true : undefined;
         },
         READY_DEADLINE_MS,
-        () => `prometheus was not ready on ${this.url}; its log:\n${this.#log}`,
+        250,
       );
     } catch (error) {
       child.kill("SIGKILL");
@@ -257,13 +230,14 @@ export class PrometheusServer {
   /** Waits until every configured target has been scraped successfully. */
   async waitForTargetsUp(deadlineMs = 30_000): Promise<TargetHealth[]> {
     let last: TargetHealth[] = [];
-    return poll(
+    return waitFor(
+      () => `every target to be up (last: ${JSON.stringify(last)})`,
       async () => {
         last = await this.targets();
         return last.length === this.#options.targets.length && last.every((t) => t.health === "up") ? last : undefined;
       },
       deadlineMs,
-      () => `not every target was up: ${JSON.stringify(last)}`,
+      250,
     );
   }
 
@@ -274,7 +248,8 @@ export class PrometheusServer {
     deadlineMs = 30_000,
   ): Promise<Sample[]> {
     let last: QueryResult | undefined;
-    return poll(
+    return waitFor(
+      () => `a matching series for ${expr} (last result: ${JSON.stringify(last)})`,
       async () => {
         last = await this.query(expr);
         if (last.resultType !== "vector") return undefined;
@@ -282,7 +257,7 @@ export class PrometheusServer {
         return matching.length > 0 ? matching : undefined;
       },
       deadlineMs,
-      () => `no matching series for ${expr} (last result: ${JSON.stringify(last)})`,
+      250,
     );
   }
 

@@ -25,11 +25,10 @@ import { ShellSessionInstrumentation } from "../../src/instrumentation/instrumen
 import { registry } from "../../src/instrumentation/registry.ts";
 import * as semconv from "../../src/semconv.ts";
 import { trackShell } from "../../src/telemetry/api.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 // These tests look at spans in this process; none is delivered, so none is written ahead to a journal either.
 process.env.SHELL_SESSIONS_DELIVERY = "off";
-
-const WAIT_MS = 20_000;
 
 class TestReader extends MetricReader {
   constructor() {
@@ -74,16 +73,6 @@ function openShell(make: (options: replEsm.ReplOptions) => replEsm.REPLServer = 
   } satisfies TestShell;
 }
 
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 function sessionSpans(): ReadableSpan[] {
   return exporter.getFinishedSpans().filter((s) => s.name === semconv.SPAN_NAME_SESSION);
 }
@@ -98,14 +87,14 @@ function recordedInputs(): unknown[] {
 }
 
 function endedSessionSpan(sessionId: string): Promise<ReadableSpan> {
-  return until(`the session span of ${sessionId}`, () =>
+  return waitFor(`the session span of ${sessionId}`, () =>
     sessionSpans().find((s) => s.attributes[semconv.ATTR_SESSION_ID] === sessionId),
   );
 }
 
 /** The session id of a shell, from the `session` object the instrumentation puts in its context. */
 async function sessionIdOf(shell: TestShell): Promise<string> {
-  return until("the session object in the shell", () => {
+  return waitFor("the session object in the shell", () => {
     const info = (shell.server.context as { session?: { id: string } }).session;
     return info?.id;
   });
@@ -114,7 +103,7 @@ async function sessionIdOf(shell: TestShell): Promise<string> {
 async function evaluated(shell: TestShell, line: string, expected: RegExp): Promise<void> {
   const from = shell.output().length;
   shell.send(line);
-  await until(`output ${expected}`, () => (expected.test(shell.output().slice(from)) ? true : undefined));
+  await waitFor(`output ${expected}`, () => (expected.test(shell.output().slice(from)) ? true : undefined));
 }
 
 before(() => {
@@ -222,7 +211,7 @@ describe("what the shell shows", () => {
   test("a banner line with the session and trace ids, and a `session` object, kept across .clear", async () => {
     const shell = openShell();
     const id = await sessionIdOf(shell);
-    const banner = await until(
+    const banner = await waitFor(
       "the banner",
       // Delivery is off in this file: the banner says the session is traced, not tracked.
       () =>
@@ -393,7 +382,7 @@ describe("trackShell", () => {
     shell.send(".exit");
     const span = await endedSessionSpan(handle.sessionId);
     assert.equal(span.attributes[semconv.ATTR_SHELL_EXIT_REASON], "sigterm");
-    await until("the shell to close", () => (shell.server as unknown as { closed: boolean }).closed || undefined);
+    await waitFor("the shell to close", () => (shell.server as unknown as { closed: boolean }).closed || undefined);
     assert.equal(sessionSpans().filter((s) => s.attributes[semconv.ATTR_SESSION_ID] === handle.sessionId).length, 1);
   });
 
@@ -467,7 +456,7 @@ describe("enable, disable, and shells that predate telemetry", () => {
     installCapture();
     const shell = openShell();
     shell.send(".exit");
-    await until("the shell to close", () => (shell.server as unknown as { closed: boolean }).closed || undefined);
+    await waitFor("the shell to close", () => (shell.server as unknown as { closed: boolean }).closed || undefined);
     const session = registry().sessions.get(shell.server);
     assert.equal(session?.exitReason, "exit_command");
     instrumentation.enable();

@@ -18,7 +18,8 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { SCOPE_NAME, SPAN_NAME_SESSION } from "../../src/semconv.ts";
 import type { ReceivedMetric } from "../helpers/otlp-receiver.ts";
-import { poll, type QueryResult } from "../helpers/prometheus.ts";
+import type { QueryResult } from "../helpers/prometheus.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { loadDashboard, metricNamesIn, promQueries, variableQuery, withVariables } from "./dashboard.ts";
 import {
   COMPONENT_APP,
@@ -123,7 +124,8 @@ describe("prometheus-rules.yaml against live metrics", () => {
       ShellSessionSpoolBacklog: ["pending", "firing"],
     };
     let last: unknown;
-    await poll(
+    await waitFor(
+      () => `the rules to reach the expected state (last: ${JSON.stringify(last)})`,
       async () => {
         const loaded = await stack.prometheus.rules();
         last = loaded;
@@ -134,7 +136,7 @@ describe("prometheus-rules.yaml against live metrics", () => {
         return ok ? true : undefined;
       },
       DEADLINE_MS,
-      () => `rules not in the expected state: ${JSON.stringify(last)}`,
+      250,
     );
   });
 });
@@ -164,13 +166,14 @@ describe("docs/monitoring.md's metrics reference", () => {
   async function emitted(): Promise<Emitted> {
     const complete = (e: Emitted) =>
       reference.every((r) => r.attributes.every((a) => e.get(r.name)?.attributes.has(a) ?? false));
-    return poll(
+    return waitFor(
+      () => "every documented metric and attribute to be exported",
       async () => {
         const e = collect();
         return complete(e) ? e : undefined;
       },
       DEADLINE_MS,
-      () => "not every documented metric and attribute was exported",
+      250,
     ).catch(() => collect());
   }
 

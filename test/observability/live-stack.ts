@@ -29,9 +29,11 @@ import { fileURLToPath } from "node:url";
 import { mintToken } from "../../src/auth/jwt.ts";
 import { connectHttp } from "../helpers/mcp-client.ts";
 import { type OtlpReceiver, startOtlpReceiver } from "../helpers/otlp-receiver.ts";
-import { freePort, type PrometheusServer, poll, startPrometheus } from "../helpers/prometheus.ts";
+import { freePort } from "../helpers/ports.ts";
+import { type PrometheusServer, startPrometheus } from "../helpers/prometheus.ts";
 import { type PtyShell, spawnPty } from "../helpers/pty.ts";
 import { CLI_PATH, childEnv, runCli, startTracker, type TrackerProcess } from "../helpers/tracker.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const REGISTER = fileURLToPath(new URL("../../dist/register.js", import.meta.url));
 const SOCKET_ADMIN = fileURLToPath(new URL("./fixtures/socket-admin.mjs", import.meta.url));
@@ -269,10 +271,11 @@ export async function startLiveStack(): Promise<LiveStack> {
 
     // Another demo shell, killed once the tracker has its session.
     const victim = await demoShell(shellEnv(await freePort(), { OTEL_METRICS_EXPORTER: "otlp" }), cleanup);
-    await poll(
+    await waitFor(
+      () => "the tracker to record the second demo shell's session",
       async () => ((await trackerHas(tracker, victim.seen.traceId)) ? true : undefined),
       WAIT_MS,
-      () => "the tracker did not record the second demo shell's session",
+      250,
     );
     victim.shell.kill("SIGKILL");
     await victim.shell.waitForExit();

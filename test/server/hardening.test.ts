@@ -17,6 +17,7 @@ import { type HttpOptions, startTrackerServer, type TrackerOptions } from "../..
 import { LOG_BURST } from "../../src/server/log-throttle.ts";
 import { connectHttp, rawPost, startPayload, tokenFor, toolsCall } from "../helpers/mcp-client.ts";
 import { randomSecret } from "../helpers/tracker.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 type Options = TrackerOptions & Partial<HttpOptions>;
 
@@ -61,16 +62,6 @@ function stalledPost(url: string, declared: number, sent: number, headers: Recor
   return { socket, closed };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 10_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 test("a request without a verified Authorization header is held to 64 KiB; one with a header to --max-body", async (t) => {
   const { server, token } = await startTracker(t);
   const big = startPayload({ metadata: { padding: "x".repeat(100 * 1024) } });
@@ -94,7 +85,7 @@ test("past the unauthenticated share, requests without a header get 503 + Retry-
     for (const s of stalled) s.socket.destroy();
   });
   const probe = toolsCall("health_check", {});
-  const refused = await until("a 503", async () => {
+  const refused = await waitFor("a 503", async () => {
     const r = await rawPost(server.url, probe);
     return r.status === 503 ? r : undefined;
   });
@@ -108,7 +99,7 @@ test("past the unauthenticated share, requests without a header get 503 + Retry-
   assert.equal(start.status, "tracked", "a caller with a verified header has slots of its own");
 
   for (const s of stalled) s.socket.destroy();
-  await until("slots freed", async () => ((await rawPost(server.url, probe)).status === 200 ? true : undefined));
+  await waitFor("slots freed", async () => ((await rawPost(server.url, probe)).status === 200 ? true : undefined));
   const refusals = lines.filter((l) => l.includes("503"));
   assert.ok(refusals.length >= 1 && refusals.length <= LOG_BURST, `${refusals.length} log lines for 100+ refusals`);
 });
@@ -137,7 +128,7 @@ test("past --max-connections the longest-idle connections are closed, and a clie
   t.after(() => {
     for (const s of idle) s.destroy();
   });
-  await until("idle connections shed", async () => (closed >= 40 ? true : undefined));
+  await waitFor("idle connections shed", async () => (closed >= 40 ? true : undefined));
   const client = await connectHttp(server.url, { token });
   t.after(() => client.close());
   const health = await client.call("health_check");

@@ -6,10 +6,10 @@
  * stored, and the difference (lost, duplicated).
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "../../../src/store/index.ts";
+import { freePort } from "../../helpers/ports.ts";
 import { runCli, TrackerProcess } from "../../helpers/tracker.ts";
 import { checkDelivery, type DeliveryCheck, Fleet } from "./fleet.ts";
 
@@ -61,19 +61,6 @@ export const DELIVERY_ENV = {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** A loopback port that was free a moment ago, for a tracker that starts later. */
-export function reservePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts `tracker` on `port`, retrying briefly while the previous process's socket is released. */
 async function startOn(tracker: TrackerProcess, port: number): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -107,7 +94,7 @@ export async function runScenario(scenario: ScenarioName, options: ScenarioOptio
   let fleet: Fleet | undefined;
   let kills = 0;
   try {
-    const port = await reservePort();
+    const port = await freePort();
     const url = `http://127.0.0.1:${port}/mcp`;
     if (scenario !== "tracker-unreachable-first-half") await startOn(tracker, port);
     fleet = await Fleet.start({
