@@ -25,7 +25,10 @@ import { waitFor } from "../helpers/wait.ts";
 
 export function tempDir(t: { after(fn: () => void): void }, prefix = "exporter-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Retried: a drain helper left by a shell of the test may still be writing here (after hooks run in
+  // registration order, so this one runs before the test's processes are stopped). A throw here would
+  // skip the later hooks and leave the test's tracker running.
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 }));
   return dir;
 }
 

@@ -186,7 +186,8 @@ export class TrackerProcess {
   /** SIGTERM, then wait for the exit (SIGKILL after a deadline). Removes the state dir it created. */
   async stop(): Promise<ExitStatus> {
     const status = await this.#terminate("SIGTERM");
-    if (this.#ownsStateDir) rmSync(this.stateDir, { recursive: true, force: true });
+    // Retried: a drain helper of a shell that used this state dir may still be writing in it.
+    if (this.#ownsStateDir) rmSync(this.stateDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
     return status;
   }
 
