@@ -795,12 +795,13 @@ export class SessionDelivery {
     this.#drainTimer.unref();
   }
 
-  /** One pass over the spool, in order. Concurrent calls share the pass in progress. */
+  /** The next pass after the current backoff, which doubles up to the retry ceiling. */
   #retryDrainLater(): void {
     this.#scheduleDrain(this.#drainBackoffMs);
     this.#drainBackoffMs = Math.min(this.#drainBackoffMs * 2, this.#o.spoolRetryMaxMs);
   }
 
+  /** One pass over the spool, in order. Concurrent calls share the pass in progress. */
   drain(options: DrainOptions = {}): Promise<DrainSummary> {
     if (this.#draining) return this.#draining;
     this.#draining = this.#drainPass(options).finally(() => {
