@@ -70,7 +70,7 @@ import { Credentials } from "./credentials.ts";
 import { answers, embeddedEnv, embeddedTracker } from "./embedded.ts";
 import { classifyError, DeliveryFailure, fromResultError } from "./errors.ts";
 import type { EndPayload, StartPayload } from "./events.ts";
-import { ingestJournals, journalDirOf } from "./ingest.ts";
+import { ingestJournals, journalDirOf, processAlive } from "./ingest.ts";
 import type { Logger } from "./log.ts";
 import { DeliveryMetrics, type EventType } from "./metrics.ts";
 import { type DeliveryOptions, describeTransport, type TransportSpec } from "./options.ts";
@@ -95,13 +95,7 @@ export function leaseHolderGone(holder: string, host = hostname()): boolean {
   const [holderHost, pidText] = holder.split(":");
   const pid = Number(pidText);
   if (holderHost !== host || !Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
+  return pid !== process.pid && !processAlive(pid);
 }
 const DRAIN_BATCH = 50;
 

@@ -28,14 +28,17 @@ export interface IngestSummary {
   unreadable: number;
 }
 
-/** Whether a process of this host with that pid exists (signal 0 sends nothing). */
+/**
+ * Whether a process of this host with that pid exists (signal 0 sends
+ * nothing): only ESRCH says it does not; EPERM means it exists as another user's.
+ */
 export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
   }
 }
 
