@@ -8,19 +8,18 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
+import { tempDir } from "../exporter/support.ts";
 import { childEnv } from "../helpers/tracker.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const RECORD_LOADS = join(ROOT, "test/fixtures/record-loads.mjs");
 
 test("before the first prompt, register loads its entry, one re-export and the prompt-path bundle, and no package", async (t) => {
-  const stateDir = mkdtempSync(join(tmpdir(), "prompt-path-"));
-  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  // The shell leaves a drain helper in its state dir; tempDir's removal waits it out.
+  const stateDir = tempDir(t, "prompt-path-");
   const child = spawn(process.execPath, ["--import", RECORD_LOADS, "--import", "otel-shell-sessions/register", "-i"], {
     cwd: ROOT,
     env: childEnv({
