@@ -3,11 +3,12 @@
  * them: real processes, a real store written by a real tracker.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { verifyToken } from "../../src/auth/jwt.ts";
+import { SEMI_SPACE_FLAG, youngGenerationChosen } from "../../src/cli/young-generation.ts";
 import { SessionStartResult } from "../../src/contract/schemas.ts";
 import { connectHttp, endPayload, startPayload, tokenFor } from "../helpers/mcp-client.ts";
 import { randomSecret, runCli, startTracker, type TrackerProcess } from "../helpers/tracker.ts";
@@ -204,6 +205,42 @@ describe("shell-sessions list and show", () => {
     assert.equal(result.code, 2, "a bad flag is misuse: exit 2 with usage");
     assert.match(result.stderr, /--store: unsupported scheme "mysql:"/);
     assert.ok(!result.stderr.includes("hunter2"));
+  });
+});
+
+describe("serve's young generation bound", () => {
+  /** The node flags of a running process, from its command line. */
+  function nodeFlags(pid: number): string[] {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return argv.slice(
+      1,
+      argv.findIndex((arg) => arg.endsWith("main.js") || arg.endsWith("main.ts")),
+    );
+  }
+
+  test("over HTTP the server runs under the flag, in the process its parent started", async (t) => {
+    const tracker = await startTracker();
+    t.after(() => tracker.stop());
+    // startTracker saw "listening" from the pid it spawned: the replaced process kept it.
+    assert.deepEqual(nodeFlags(tracker.pid), [SEMI_SPACE_FLAG]);
+    const client = await connectHttp(tracker.url, { token: await tokenFor(tracker.secret as string, "mahavishnu") });
+    t.after(() => client.close());
+    const started = SessionStartResult.parse((await client.call("track_session_start", startPayload())).result);
+    assert.equal(started.status, "tracked");
+  });
+
+  test("a size the user chose in NODE_OPTIONS is kept", async (t) => {
+    const tracker = await startTracker({ env: { NODE_OPTIONS: "--max-semi-space-size=8" } });
+    t.after(() => tracker.stop());
+    assert.deepEqual(nodeFlags(tracker.pid), []);
+  });
+
+  test("which flags count as a choice", () => {
+    assert.equal(youngGenerationChosen([], undefined), false);
+    assert.equal(youngGenerationChosen(["--max-old-space-size=512"], "--enable-source-maps"), false);
+    assert.equal(youngGenerationChosen(["--max_semi_space_size=4"], undefined), true);
+    assert.equal(youngGenerationChosen([], "--inspect --max-semi-space-size=32"), true);
+    assert.equal(youngGenerationChosen([], "--max-young-generation-size=48"), true);
   });
 });
 

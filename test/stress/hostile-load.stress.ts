@@ -6,10 +6,10 @@
  * are printed: the tracker's RSS (idle, peak, after), the normal client's
  * latency, the tracker's log lines, and what the attackers got back.
  *
- * Bounds: RSS at most 400 MB, during and after the attack (the goal is
- * 300 MB; peaks measured here ran from 281 to 329 MB, so this guards against
- * growth without claiming the goal); the normal
- * client's p99 under 200 ms; at most 60 log lines. RSS after the attack is
+ * Bounds: RSS at most 300 MB, during and after the attack (the documented
+ * bound; with the young generation `serve` sets for itself, peaks measured
+ * here were about 250 MB, against 281 to 329 MB under Node's defaults); the
+ * normal client's p99 under 200 ms; at most 60 log lines. RSS after the attack is
  * printed next to idle: V8 keeps the heap it grew to (it does so under
  * ordinary traffic too), so "after" is checked against the bound, and the
  * test waits up to a minute (the normal client still calling) for RSS to
@@ -34,7 +34,7 @@ import { formatNumber, summarize } from "./support/stats.ts";
 const SECONDS = Number(process.env.HOSTILE_SECONDS ?? 60);
 const SLOW = Number(process.env.HOSTILE_SLOW ?? 1_500);
 const IDLE_WANTED = Number(process.env.HOSTILE_IDLE ?? 5_000);
-const RSS_BOUND_MB = 400;
+const RSS_BOUND_MB = 300;
 const P99_BOUND_MS = 200;
 const RSS_RETURN_MB = 64;
 const LOG_LINES_BOUND = 60;

@@ -33,6 +33,7 @@ import {
 import { startServerSdk } from "../../server/otel-sdk.ts";
 import { startStdioTracker, startTrackerServer } from "../../server/tracker.ts";
 import { parseCommandArgs, usageError } from "../args.ts";
+import { boundYoungGeneration, SEMI_SPACE_FLAG } from "../young-generation.ts";
 
 export const usage = `Usage: shell-sessions serve [options]
 
@@ -85,6 +86,10 @@ Environment:
   SHELL_SESSIONS_STATE_DIR  the state dir (default $XDG_STATE_HOME/otel-shell-sessions,
                             else ~/.local/state/otel-shell-sessions)
   ${ENV_STORE}, ${ENV_LEASE_SECONDS}   defaults for --store and --lease
+  NODE_OPTIONS              over HTTP the server restarts itself once at start-up, same
+                            process id, with ${SEMI_SPACE_FLAG} (it bounds
+                            memory under connection churn) unless NODE_OPTIONS or node
+                            flags already set --max-semi-space-size
   OTEL_*                    standard OpenTelemetry settings for the server's own spans
                             and metrics, e.g. OTEL_TRACES_EXPORTER=otlp,
                             OTEL_METRICS_EXPORTER=prometheus (port 9464, or
@@ -223,6 +228,8 @@ export async function run(args: string[]): Promise<number> {
     throw error;
   }
   const stdio = values.stdio === true;
+  // Before anything is opened: this may replace the process (same pid) with itself under a heap flag.
+  if (!stdio) boundYoungGeneration();
   if (stdio) {
     // Stdout carries the protocol: anything printed there (a console exporter, a stray log) would corrupt it.
     console.log = console.error;
