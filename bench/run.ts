@@ -41,7 +41,16 @@ import { type EmissionFigures, emissionLatency } from "./lib/emission.ts";
 import { peerSteps, rawInserts, sustainedRate, trackerSteps } from "./lib/ingest.ts";
 import { describeMachine, rssMiB } from "./lib/machine.ts";
 import { httpClient, noopStdioClient, startNoopHttp } from "./lib/peer.ts";
-import { type Preload, shellEnv, shellMemory, timeToExit, timeToPrompt } from "./lib/ttfp.ts";
+import {
+  type FirstAnswer,
+  firstAnswer,
+  type Preload,
+  STALL_WINDOW_MS,
+  shellEnv,
+  shellMemory,
+  timeToExit,
+  timeToPrompt,
+} from "./lib/ttfp.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = fileURLToPath(new URL("./results.json", import.meta.url));
@@ -50,6 +59,7 @@ const QUICK = process.env.BENCH_QUICK === "1";
 const SIZES = QUICK
   ? {
       promptRounds: 2,
+      answerRounds: 2,
       exitRounds: 2,
       memoryRounds: 1,
       blocks: 2,
@@ -64,6 +74,7 @@ const SIZES = QUICK
     }
   : {
       promptRounds: 40,
+      answerRounds: 12,
       exitRounds: 10,
       memoryRounds: 5,
       blocks: 5,
@@ -144,6 +155,32 @@ async function promptFigures(env: Record<PromptVariant["tracker"], NodeJS.Proces
         "auto-instrumentations, tracker up",
       ),
     },
+  };
+}
+
+// ---- time to the first answer, and the event loop after the prompt ----
+
+/** Bare and register shells, tracker up, back to back each round: `6*7` typed at the prompt, then 5 s watched. */
+async function answerFigures(env: NodeJS.ProcessEnv) {
+  const rounds: Record<"bare" | "register", FirstAnswer>[] = [];
+  for (let round = 0; round < SIZES.answerRounds; round++) {
+    rounds.push({ bare: await firstAnswer("bare", env, REPO), register: await firstAnswer("register", env, REPO) });
+    log(`time to first answer: round ${round + 1} of ${SIZES.answerRounds}`);
+  }
+  const side = (preload: "bare" | "register") => ({
+    answer: figures(summarize(rounds.map((r) => r[preload].answerMs))),
+    longestStall: figures(summarize(rounds.map((r) => r[preload].stallMs))),
+  });
+  const pairedRatios = rounds
+    .map((r) => ratio(r.register.answerMs, r.bare.answerMs))
+    .filter((r): r is number => r !== null);
+  return {
+    rounds: SIZES.answerRounds,
+    unit: "ms",
+    stallWindowMs: STALL_WINDOW_MS,
+    bare: side("bare"),
+    register: side("register"),
+    answerMedianPairedRatio: round(pairedRatios.length > 0 ? median(pairedRatios) : Number.NaN),
   };
 }
 
@@ -408,6 +445,23 @@ function table(r: Results): string {
       formatRatio(pr["register / auto-instrumentations, tracker up"]),
     ]),
   );
+  const answer = r.timeToFirstAnswer;
+  lines.push(
+    row([
+      "Time to first answer (`6*7` → `42`, p50 / p99), register, tracker up",
+      ms(answer.register.answer),
+      `bare node ${ms(answer.bare.answer)}`,
+      formatRatio(answer.answerMedianPairedRatio),
+    ]),
+  );
+  lines.push(
+    row([
+      `Longest event-loop stall in the ${answer.stallWindowMs / 1000} s after the prompt (p50 / max)`,
+      `${formatNumber(answer.register.longestStall.p50)} / ${formatNumber(answer.register.longestStall.max)} ms`,
+      `bare node ${formatNumber(answer.bare.longestStall.p50)} / ${formatNumber(answer.bare.longestStall.max)} ms`,
+      `+${formatNumber(round((answer.register.longestStall.p50 ?? 0) - (answer.bare.longestStall.p50 ?? 0)))} ms`,
+    ]),
+  );
   const exit = r.timeToExit.variants as Record<string, { p50: number | null; p99: number | null }>;
   const e = (name: string) => ms(exit[name] ?? { p50: null, p99: null });
   const ed = r.timeToExit.differences;
@@ -507,6 +561,7 @@ async function main() {
       slow: shellEnv(slow.url, tracker.secret, join(root, "state-slow")),
     };
     const timeToFirstPrompt = await promptFigures(env);
+    const timeToFirstAnswer = await answerFigures(env.up);
     const timeToExit = await exitFigures({
       up: shellEnv(tracker.url, tracker.secret, join(root, "exit-up"), { collector: "absent" }),
       down: shellEnv(`http://127.0.0.1:${downPort}/mcp`, tracker.secret, join(root, "exit-down"), {
@@ -539,6 +594,7 @@ async function main() {
       notes: [
         "Every variant runs with OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER set to none: no variant pays for a collector that is not there.",
         "Time to first prompt: from spawning node in a pseudo-terminal to its prompt appearing there; the shell is killed right after, and the next shell waits until any drain helper it left has exited. Ratios are the median of each round's ratio (the two variants measured back to back).",
+        `Time to first answer: from spawning node in a pseudo-terminal to \`42\` appearing, with \`6*7\` typed the moment the prompt appeared; bare and register (tracker up) back to back each round. Longest stall: the shell then stays open ${STALL_WINDOW_MS / 1000} s; a probe loaded into both (bench/lib/stall-probe.mjs, a 5 ms interval timer) notes each late firing, and the figure is the longest gap within the ${STALL_WINDOW_MS / 1000} s after the prompt (it includes up to 5 ms of the timer's own period).`,
         "Time to exit: the one exception to the exporters being off: the SDK's default OTLP exporters are on with no Collector listening (as on a machine where none was set up); from typing `.exit` (after the prompt, the banner for register, and 0.5 s) to the process having exited.",
         "Emission latency: a shell opened and closed one at a time in a worker process; start = span start to the tracker's answer to track_session_start, end = span end to its answer to track_session_end. The peer is one no-op tool call with the same arguments.",
         "The exporter closes its connection whenever no session is open and nothing is queued (over stdio this ends the tracker process it spawned); the benchmark alternates blocks of sessions with blocks of peer calls, so the first start of each block pays a reconnect (over stdio a tracker spawn), which shows in the start p99.",
@@ -547,6 +603,7 @@ async function main() {
       ],
       sizes: SIZES,
       timeToFirstPrompt,
+      timeToFirstAnswer,
       timeToExit,
       emissionLatency: { http: emissionJson(http), stdio: emissionJson(stdio) },
       ingest,

@@ -3,6 +3,9 @@
  * a real pseudo-terminal, timed from the spawn to its prompt appearing on
  * the terminal, bare and with each `--import` preload.
  */
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { spawnPty } from "../../test/helpers/pty.ts";
 import { childEnv } from "../../test/helpers/tracker.ts";
 import { leftoversGone, rssMiB } from "./machine.ts";
@@ -121,6 +124,58 @@ export async function timeToExit(preload: Preload, env: NodeJS.ProcessEnv, cwd: 
     return performance.now() - started;
   } finally {
     shell.dispose();
+    await quiet(env);
+  }
+}
+
+/** The event-loop probe every shell of {@link firstAnswer} loads first (bare and instrumented alike). */
+const STALL_PROBE = fileURLToPath(new URL("./stall-probe.mjs", import.meta.url));
+/** The window after the prompt in which the longest stall is taken. */
+export const STALL_WINDOW_MS = 5_000;
+/** The answer to `6*7` on a line of its own. */
+const ANSWER = /\n42\r?\n/;
+
+export interface FirstAnswer {
+  /** Spawn to `42` on screen, with `6*7` typed the moment the prompt appeared, ms. */
+  answerMs: number;
+  /** The longest time the shell's event loop was held up within {@link STALL_WINDOW_MS} after the prompt, ms. */
+  stallMs: number;
+}
+
+/**
+ * What a person feels first: the prompt appears, they type `6*7`, and wait
+ * for `42`. The shell then stays open for {@link STALL_WINDOW_MS} while a
+ * probe (stall-probe.mjs) notes every time its event loop was held up; the
+ * longest of those within the window is the stall figure.
+ */
+export async function firstAnswer(preload: Preload, env: NodeJS.ProcessEnv, cwd: string): Promise<FirstAnswer> {
+  const stateDir = env.SHELL_SESSIONS_STATE_DIR ?? cwd;
+  mkdirSync(stateDir, { recursive: true });
+  const probeFile = join(stateDir, `stalls-${process.pid}-${Math.round(performance.now() * 1000)}.json`);
+  const started = performance.now();
+  const shell = spawnPty(["--import", STALL_PROBE, ...PRELOADS[preload]], {
+    env: { ...env, STALL_PROBE_FILE: probeFile },
+    cwd,
+  });
+  try {
+    await shell.waitFor(PROMPT, { timeoutMs: 60_000 });
+    const promptAt = performance.timeOrigin + performance.now();
+    shell.type("6*7");
+    await shell.waitFor(ANSWER, { timeoutMs: 60_000 });
+    const answerMs = performance.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, STALL_WINDOW_MS));
+    shell.type(".exit");
+    await shell.waitForExit(60_000);
+    const gaps = JSON.parse(readFileSync(probeFile, "utf8")) as [number, number][];
+    let stallMs = 0;
+    for (const [began, length] of gaps) {
+      const within = Math.min(began + length, promptAt + STALL_WINDOW_MS) - Math.max(began, promptAt);
+      stallMs = Math.max(stallMs, within);
+    }
+    return { answerMs, stallMs };
+  } finally {
+    shell.dispose();
+    await shell.exited;
     await quiet(env);
   }
 }

@@ -8,11 +8,35 @@
  * has not opened a shell by then; session spans then start with the
  * recorded start times.
  */
+import type { EventEmitter } from "node:events";
 import { registry } from "../instrumentation/registry.ts";
+import type { ShellSession } from "../instrumentation/session.ts";
 import { beginTelemetry } from "./start.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
 export const IDLE_START_MS = 1000;
+/** The longest a paused shell holds off the loading (a shell an application keeps paused on purpose). */
+export const PAUSED_SHELL_WAIT_MS = 1000;
+
+/**
+ * Runs `then` once `shell` takes input. Node's own REPL reads its history
+ * file before it does, paused meanwhile; that read takes a few turns of the
+ * event loop, and with the loading in slices each of those turns would wait
+ * for a slice, so what was typed at the prompt waited for several. Reading
+ * the history first costs the loading a few milliseconds.
+ */
+function whenTakingInput(shell: EventEmitter & { paused?: boolean }, then: () => void): void {
+  if (shell.paused !== true) return then();
+  const go = () => {
+    clearTimeout(timer);
+    shell.off("resume", go);
+    // A turn later: the input that waited for the history is read before the first slice.
+    setImmediate(then);
+  };
+  const timer = setTimeout(go, PAUSED_SHELL_WAIT_MS);
+  timer.unref();
+  shell.on("resume", go);
+}
 
 export function bootstrapTelemetry(
   options: ShellTelemetryOptions = {},
@@ -32,8 +56,8 @@ export function bootstrapTelemetry(
     reg.captureListeners.delete(onCapture);
     openGate();
   };
-  const onCapture = () => {
-    setImmediate(open);
+  const onCapture = (session: ShellSession) => {
+    setImmediate(() => whenTakingInput(session.server, open));
   };
   // Unreferenced: a program that neither opens a shell nor keeps running does not wait for telemetry.
   // Worker threads (which inherit `--import`) start it only if they open a shell themselves; asked

@@ -16,6 +16,7 @@ import { ShellSessionInstrumentation } from "../instrumentation/instrumentation.
 import { registry } from "../instrumentation/registry.ts";
 import { deliverySpanProcessors } from "./delivery.ts";
 import { metricReadersFromEnv, spanProcessorsFromEnv } from "./env.ts";
+import { globalTracerProviderRegistered } from "./global-sdk.ts";
 import { leaving } from "./leaving.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
@@ -28,17 +29,6 @@ export const EXIT_FLUSH_TIMEOUT_MS = 500;
 
 interface Flushable {
   forceFlush?: () => Promise<unknown>;
-}
-
-/**
- * Whether some SDK already registered a global tracer provider. The API hands
- * out its own proxy until one is registered, whose delegate is then the
- * API's shared no-op provider, the same one a fresh proxy returns.
- */
-export function globalTracerProviderRegistered(): boolean {
-  const provider = trace.getTracerProvider();
-  if (!(provider instanceof ProxyTracerProvider)) return true;
-  return provider.getDelegate() !== new ProxyTracerProvider().getDelegate();
 }
 
 function globalTracerProvider(): Flushable {

@@ -21,6 +21,9 @@ export function beginTelemetry(options: ShellTelemetryOptions = {}, gate?: Promi
   if (reg.telemetry === undefined) {
     reg.pendingOptions = { ...options };
     reg.telemetry = (gate ?? Promise.resolve())
+      // In slices, so that the shell whose prompt opened the gate keeps answering while they load.
+      .then(() => import("./slices.ts"))
+      .then(({ warmUp }) => warmUp())
       .then(() => import("./sdk.ts"))
       .then(({ startSdk }) => {
         const merged = (reg.pendingOptions ?? {}) as ShellTelemetryOptions;
