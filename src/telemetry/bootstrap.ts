@@ -26,7 +26,10 @@ export const PAUSED_SHELL_WAIT_MS = 1000;
  * the history first costs the loading a few milliseconds.
  */
 function whenTakingInput(shell: EventEmitter & { paused?: boolean }, then: () => void): void {
-  if (shell.paused !== true) return then();
+  if (shell.paused !== true) {
+    then();
+    return;
+  }
   const go = () => {
     clearTimeout(timer);
     shell.off("resume", go);
