@@ -11,7 +11,7 @@
  * Errors name the token field and what is wrong with it, never the token.
  */
 
-import { AuthError, hasScope, type VerifiedToken, verifyToken } from "../auth/jwt.ts";
+import { AuthError, hasScope, TokenVerifier, type VerifiedToken } from "../auth/jwt.ts";
 import { ContractError } from "../contract/errors.ts";
 import type { AuthMode } from "./options.ts";
 
@@ -38,13 +38,24 @@ function unauthenticated(field: string, reason: string, message: string): Contra
   ]);
 }
 
-async function verifyField(
-  field: string,
-  token: string,
-  mode: Extract<AuthMode, { kind: "jwt" }>,
-): Promise<VerifiedToken> {
+type JwtMode = Extract<AuthMode, { kind: "jwt" }>;
+
+/** One verifier (and so one cache of verified tokens) per server's auth settings. */
+const verifiers = new WeakMap<JwtMode, TokenVerifier>();
+
+/** Verifies `token` under the server's settings; throws AuthError. */
+export function verifyWith(mode: JwtMode, token: string): Promise<VerifiedToken> {
+  let verifier = verifiers.get(mode);
+  if (verifier === undefined) {
+    verifier = new TokenVerifier(mode.secret, { maxLifetimeSeconds: mode.maxTokenTtlSeconds });
+    verifiers.set(mode, verifier);
+  }
+  return verifier.verify(token);
+}
+
+async function verifyField(field: string, token: string, mode: JwtMode): Promise<VerifiedToken> {
   try {
-    return await verifyToken(token, mode.secret, { maxLifetimeSeconds: mode.maxTokenTtlSeconds });
+    return await verifyWith(mode, token);
   } catch (error) {
     if (error instanceof AuthError) throw unauthenticated(field, error.reason, error.message);
     throw error;

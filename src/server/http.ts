@@ -21,8 +21,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { AuthInfo } from "@modelcontextprotocol/server";
-import { AuthError, verifyToken } from "../auth/jwt.ts";
+import { AuthError } from "../auth/jwt.ts";
 import { settledWithin } from "../deadline.ts";
+import { verifyWith } from "./auth.ts";
 import { readBody } from "./http-body.ts";
 import { hostForUrl, RequestGuard } from "./http-guard.ts";
 import { ConnectionLimiter, RequestSlots } from "./http-limits.ts";
@@ -140,7 +141,7 @@ async function checkBearer(x: Exchange, auth: AuthMode): Promise<boolean> {
     return true;
   }
   try {
-    const verified = await verifyToken(token, auth.secret, { maxLifetimeSeconds: auth.maxTokenTtlSeconds });
+    const verified = await verifyWith(auth, token);
     x.authInfo = {
       // The SDK wants the raw token here; handlers only need the verified claims, so it is not kept.
       token: "",

@@ -11,6 +11,15 @@
  * (`BEGIN IMMEDIATE`) and waits for it up to the busy timeout, rather than
  * failing later on a lock upgrade. While it waits it blocks this process's
  * event loop: bounded by the timeout, and writes are short.
+ *
+ * Group commit: with `synchronous = FULL` every COMMIT waits for the disk
+ * (an fsync), and that, not the SQL, bounded the tracker's ingest. The
+ * transactions asked for within one turn of the event loop therefore run
+ * inside one database transaction, each in its own SAVEPOINT (a failing one
+ * is rolled back alone, as it would have been by itself), with one COMMIT
+ * for all; each caller hears of its transaction only after that COMMIT, so
+ * what is acknowledged is on disk exactly as before. A caller alone waits
+ * one turn of the event loop more.
  */
 import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
@@ -87,6 +96,12 @@ const MIGRATIONS: Migration[] = [
   },
 ];
 
+interface GroupMember {
+  work: (tx: SqlExecutor) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
 /** Creates the file owner-only (it names users and hosts), and its directory, if missing. */
 function prepareFile(path: string): void {
   if (path === ":memory:" || existsSync(path)) return;
@@ -94,7 +109,7 @@ function prepareFile(path: string): void {
   closeSync(openSync(path, "a", 0o600));
 }
 
-class SqliteDatabase implements SqlDatabase {
+export class SqliteDatabase implements SqlDatabase {
   readonly kind = "sqlite";
   readonly location: string;
   readonly placeholder: Placeholder = (n) => `?${n}`;
@@ -110,6 +125,8 @@ class SqliteDatabase implements SqlDatabase {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Transactions waiting for the next group commit. */
+  private readonly waiting: GroupMember[] = [];
   /** Statements on the connection as it is, for use inside `exclusive`. */
   private readonly direct: SqlExecutor;
 
@@ -151,17 +168,55 @@ class SqliteDatabase implements SqlDatabase {
   }
 
   transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    return this.exclusive(async () => {
-      this.db.exec("BEGIN IMMEDIATE");
-      try {
-        const result = await work(this.direct);
-        this.db.exec("COMMIT");
-        return result;
-      } catch (error) {
-        if (this.db.isTransaction) this.db.exec("ROLLBACK");
-        throw error;
-      }
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      // The first of a group schedules it, after the I/O of this turn has had its chance to join.
+      if (this.waiting.length === 1) setImmediate(() => void this.exclusive(() => this.commitGroup()));
     });
+  }
+
+  /** Runs every waiting transaction in one database transaction, then settles each after the COMMIT. */
+  private async commitGroup(): Promise<void> {
+    const group = this.waiting.splice(0);
+    /** Callers whose work is in the open transaction: told once it is committed (or that it was lost). */
+    let done: { member: GroupMember; value: unknown }[] = [];
+    const fail = (error: unknown) => {
+      for (const { member } of done) member.reject(error);
+      done = [];
+    };
+    for (const [index, member] of group.entries()) {
+      try {
+        if (!this.db.isTransaction) this.db.exec("BEGIN IMMEDIATE");
+      } catch (error) {
+        // The write lock did not come within the busy timeout: no one left in the group can write.
+        for (const rest of group.slice(index)) rest.reject(error);
+        break;
+      }
+      this.db.exec("SAVEPOINT grouped");
+      try {
+        const value = await member.work(this.direct);
+        this.db.exec("RELEASE grouped");
+        done.push({ member, value });
+      } catch (error) {
+        if (this.db.isTransaction) {
+          this.db.exec("ROLLBACK TO grouped");
+          this.db.exec("RELEASE grouped");
+        } else {
+          // SQLite rolled the whole transaction back (disk full, I/O error): the group's earlier work is gone too.
+          fail(error);
+        }
+        member.reject(error);
+      }
+    }
+    if (!this.db.isTransaction) return;
+    try {
+      this.db.exec("COMMIT");
+    } catch (error) {
+      if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      fail(error);
+      return;
+    }
+    for (const { member, value } of done) member.resolve(value);
   }
 
   close(): Promise<void> {

@@ -4,7 +4,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { SignJWT } from "jose";
-import { AuthError, hasScope, MIN_SECRET_LENGTH, mintToken, SecretError, verifyToken } from "../../src/auth/jwt.ts";
+import {
+  AuthError,
+  CLOCK_TOLERANCE_SECONDS,
+  hasScope,
+  MIN_SECRET_LENGTH,
+  mintToken,
+  SecretError,
+  TokenVerifier,
+  VERIFIED_TOKENS_KEPT,
+  verifyToken,
+} from "../../src/auth/jwt.ts";
 import { findOrCreateSecret, findSecret, secretFilePath } from "../../src/auth/secret.ts";
 
 const SECRET = "s".repeat(MIN_SECRET_LENGTH);
@@ -181,5 +191,59 @@ describe("the shared secret", () => {
     const found = findSecret(env);
     assert.equal(found?.secret, SECRET);
     assert.match(found?.warning ?? "", /chmod 600/);
+  });
+});
+
+describe("a verifier that remembers what it verified", () => {
+  const reasonOf = async (work: Promise<unknown>): Promise<string> => {
+    try {
+      await work;
+      return "accepted";
+    } catch (error) {
+      assert.ok(error instanceof AuthError, String(error));
+      return error.reason;
+    }
+  };
+
+  test("a remembered token is refused once it has expired, at the same moment verifying it anew refuses it", async () => {
+    const t0 = now();
+    const token = await mintToken({ secret: SECRET, component: "c", ttlSeconds: 60, now: t0 });
+    const verifier = new TokenVerifier(SECRET);
+    assert.equal((await verifier.verify(token, t0)).component, "c");
+    const lastGood = t0 + 60 + CLOCK_TOLERANCE_SECONDS - 1;
+    assert.equal(await reasonOf(verifier.verify(token, lastGood)), "accepted");
+    assert.equal(await reasonOf(verifyToken(token, SECRET, { now: lastGood })), "accepted");
+    assert.equal(await reasonOf(verifier.verify(token, lastGood + 1)), "expired");
+    assert.equal(await reasonOf(verifyToken(token, SECRET, { now: lastGood + 1 })), "expired");
+  });
+
+  test("a refusal is not remembered: a token not yet valid is accepted once it is", async () => {
+    const t0 = now();
+    const token = await mintToken({ secret: SECRET, component: "c", ttlSeconds: 600, now: t0 + 300 });
+    const verifier = new TokenVerifier(SECRET);
+    assert.equal(await reasonOf(verifier.verify(token, t0)), "not_yet_valid");
+    assert.equal(await reasonOf(verifier.verify(token, t0 + 300)), "accepted");
+  });
+
+  test("a token signed with another secret, or over the lifetime cap, is refused every time", async () => {
+    const verifier = new TokenVerifier(SECRET, { maxLifetimeSeconds: 3600 });
+    const forged = await mintToken({ secret: OTHER_SECRET, component: "c" });
+    const long = await mintToken({ secret: SECRET, component: "c", ttlSeconds: 7200 });
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await reasonOf(verifier.verify(forged)), "bad_signature");
+      assert.equal(await reasonOf(verifier.verify(long)), "claims");
+    }
+  });
+
+  test("it keeps a bounded number of tokens, and one forgotten is verified again", async () => {
+    const verifier = new TokenVerifier(SECRET);
+    const first = await mintToken({ secret: SECRET, component: "first" });
+    await verifier.verify(first);
+    for (let i = 0; i < VERIFIED_TOKENS_KEPT; i++) {
+      await verifier.verify(await mintToken({ secret: SECRET, component: `c${i}` }));
+    }
+    assert.equal(verifier.size, VERIFIED_TOKENS_KEPT);
+    assert.equal((await verifier.verify(first)).component, "first");
+    assert.equal(verifier.size, VERIFIED_TOKENS_KEPT);
   });
 });

@@ -279,6 +279,32 @@ export function storeConformance(factory: StoreFactory): void {
     assert.equal(ids.length, 5);
   });
 
+  test("writes made at once (a group commit on SQLite): one that fails after writing is undone alone, the others are stored", async (t) => {
+    const { store, eventIds } = await open(t);
+    const first = startEvent();
+    const { session: a } = await store.recordStart(first, T0);
+    const { session: b } = await store.recordStart(startEvent(), T0);
+    const starts = Array.from({ length: 5 }, () => startEvent());
+    // Issued in one turn: on SQLite these share one transaction. The end of `a` updates its row, then
+    // finds its event id taken and fails: that update must not survive the others' commit.
+    const outcomes = await Promise.allSettled([
+      ...starts.slice(0, 2).map((event) => store.recordStart(event, at(1))),
+      store.recordEnd(endEvent(a.session_id, { metadata: { event_id: first.event_id } }), at(1)),
+      store.recordEnd(endEvent(b.session_id), at(1)),
+      ...starts.slice(2).map((event) => store.recordStart(event, at(1))),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ["fulfilled", "fulfilled", "rejected", "fulfilled", "fulfilled", "fulfilled", "fulfilled"],
+    );
+    assert.equal((await store.getSession(a.session_id))?.status, "active", "the failed end left its session alone");
+    assert.equal((await store.getSession(b.session_id))?.status, "ended");
+    const ids = await eventIds();
+    for (const event of starts) assert.ok(ids.includes(event.event_id), "every other start is stored");
+    assert.ok(ids.includes(`end:${b.session_id}`));
+    assert.equal(ids.length, 2 + starts.length + 1);
+  });
+
   test("a replayed start is found only within its own component; another component's event id is a clash that reveals nothing", async (t) => {
     const { store, rawText } = await open(t);
     const original = startEvent({ component_name: "alpha" });

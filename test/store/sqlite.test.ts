@@ -6,6 +6,7 @@ import { DatabaseSync } from "node:sqlite";
 import { after, describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { openStore } from "../../src/store/index.ts";
+import { SqliteDatabase } from "../../src/store/sqlite.ts";
 import { storeConformance } from "./conformance.ts";
 import { at, endEvent, heartbeat, startEvent, T0 } from "./fixtures.ts";
 
@@ -150,5 +151,32 @@ describe("SQLite file", () => {
     );
     db.close();
     await assert.rejects(openStore(`sqlite:${path}`), /schema is version 999.*upgrade otel-shell-sessions/);
+  });
+});
+
+describe("SQLite group commit", () => {
+  test("when SQLite rolls a whole group back (as on a full disk), every caller of that group hears of it; later callers are stored", async (t) => {
+    const db = new SqliteDatabase(freshPath());
+    t.after(() => db.close());
+    await db.script("CREATE TABLE t (v TEXT NOT NULL)");
+    const insert = (v: string) => db.transaction((tx) => tx.rows("INSERT INTO t (v) VALUES (?1)", [v]));
+    const lost = new Error("the transaction was rolled back by SQLite");
+    const outcomes = await Promise.allSettled([
+      insert("before"),
+      // What SQLite does on SQLITE_FULL or an I/O error: the whole transaction is gone, then the statement fails.
+      db.transaction(async (tx) => {
+        await tx.script("ROLLBACK");
+        throw lost;
+      }),
+      insert("after"),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => (o.status === "rejected" ? o.reason : "stored")),
+      [lost, lost, "stored"],
+    );
+    assert.deepEqual(
+      (await db.rows("SELECT v FROM t")).map((row) => row.v),
+      ["after"],
+    );
   });
 });
