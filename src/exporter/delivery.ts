@@ -14,10 +14,13 @@
  * leaves the spool only after acknowledgement; the tracker de-duplicates by
  * event_id, so the at-least-once resends this allows are harmless.
  *
- * Ordering per session: one worker sends the in-memory queue in order, so a
- * start is always sent before its end; once any event of a session is in the
- * spool, the rest of that session goes there too, and the spool is drained
- * in arrival order, an end waiting for the session id its start receives.
+ * Ordering per session: the in-memory queue is sent oldest first, events of
+ * different sessions at once (up to `sendConcurrency`), and a session's next
+ * event only once its previous one is settled, so a start is always sent
+ * before its end (which needs the session id the start receives). Once any
+ * event of a session is in the spool, the rest of that session goes there
+ * too, and the spool is drained in arrival order, an end waiting for the
+ * session id its start receives.
  */
 
 import { randomUUID } from "node:crypto";
@@ -193,7 +196,10 @@ export class SessionDelivery {
   #spoolUnavailable = false;
   #spoolDepth = 0;
   #active = 0;
-  #pumping: Promise<void> | undefined;
+  /** Sessions with an event being sent: their next one waits. Its size is the number of sends in flight. */
+  readonly #sending = new Set<SessionRef>();
+  /** A dispatch is scheduled for a later turn. */
+  #pumpQueued = false;
   #draining: Promise<DrainSummary> | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   #drainAt = Number.POSITIVE_INFINITY;
@@ -328,35 +334,48 @@ export class SessionDelivery {
   // ---- the in-memory worker ----
 
   #pump(): void {
-    if (this.#pumping || this.#stopped) return;
-    this.#pumping = (async () => {
-      // Start on a later turn: whatever called us (a span start, the first prompt) finishes first.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      while (this.#queue.length > 0 && !this.#exiting && !this.#stopped) {
-        const job = this.#queue[0] as Job;
-        if (job.finished) {
-          this.#queue.shift();
-          continue;
-        }
-        if (job.kind === "end" && job.session.start === "spool") {
-          this.#finish(job);
-          this.#spoolJobs([job], "its start is waiting in the spool");
-          continue;
-        }
-        const outcome = await this.#deliver(job);
-        if (job.finished) {
-          // Spooled meanwhile by a park: an acknowledgement still clears the spool copy; a failure leaves it.
-          if (outcome.ok && !this.#exiting) this.#settle(job, outcome);
-          continue;
-        }
-        this.#finish(job);
-        this.#settle(job, outcome);
-      }
-    })().finally(() => {
-      this.#pumping = undefined;
-      if (this.#queue.some((j) => !j.finished) && !this.#exiting && !this.#stopped) this.#pump();
-      else this.#maybeIdle();
+    if (this.#pumpQueued || this.#stopped) return;
+    this.#pumpQueued = true;
+    // On a later turn: whatever called us (a span start, the first prompt) finishes first.
+    setImmediate(() => {
+      this.#pumpQueued = false;
+      this.#dispatch();
     });
+  }
+
+  /** Starts sending the oldest events whose sessions have nothing in flight, up to the concurrency. */
+  #dispatch(): void {
+    for (const job of [...this.#queue]) {
+      if (this.#sending.size >= this.#o.sendConcurrency || this.#exiting || this.#stopped) return;
+      if (job.finished || this.#sending.has(job.session)) continue;
+      if (job.kind === "end" && job.session.start === "spool") {
+        this.#finish(job);
+        this.#spoolJobs([job], "its start is waiting in the spool");
+        continue;
+      }
+      void this.#sendJob(job);
+    }
+    this.#maybeIdle();
+  }
+
+  async #sendJob(job: Job): Promise<void> {
+    this.#sending.add(job.session);
+    try {
+      const outcome = await this.#deliver(job);
+      if (job.finished) {
+        // Spooled meanwhile by a park: an acknowledgement still clears the spool copy; a failure leaves it.
+        if (outcome.ok && !this.#exiting) this.#settle(job, outcome);
+        return;
+      }
+      this.#finish(job);
+      this.#settle(job, outcome);
+    } catch (error) {
+      // Not expected (#deliver sorts every failure); the event stays wherever it is, queue or spool.
+      this.#log.warn(`sending ${job.kind} ${job.eventId}: ${(error as Error).message}`);
+    } finally {
+      this.#sending.delete(job.session);
+      if (!this.#exiting && !this.#stopped) this.#dispatch();
+    }
   }
 
   #finish(job: Job): void {
@@ -1017,7 +1036,13 @@ export class SessionDelivery {
 
   #maybeIdle(): void {
     if (this.#mode !== "live") return;
-    if (this.#active === 0 && this.#queue.length === 0 && !this.#pumping && !this.#draining) {
+    if (
+      this.#active === 0 &&
+      this.#queue.length === 0 &&
+      this.#sending.size === 0 &&
+      !this.#pumpQueued &&
+      !this.#draining
+    ) {
       // An open connection (an SSE stream, a stdio child) would keep the process alive: close it when idle.
       this.#closeConnections();
       clearInterval(this.#heartbeatTimer);

@@ -31,6 +31,8 @@ export const DEFAULTS = {
   breakerResetMs: 5_000,
   /** Events waiting in memory; beyond this they go straight to the spool. */
   queueMax: 1_000,
+  /** Events of different sessions sent at once; a session's own events go one after another, its start first. */
+  sendConcurrency: 8,
   spoolMaxEvents: 10_000,
   spoolMaxBytes: 16 * 1024 * 1024,
   /** First pause between background passes over the spool; doubles while passes leave work behind. */
@@ -106,6 +108,7 @@ export interface DeliveryOptions {
   breakerFailures: number;
   breakerResetMs: number;
   queueMax: number;
+  sendConcurrency: number;
   spoolMaxEvents: number;
   spoolMaxBytes: number;
   spoolRetryMs: number;
@@ -264,6 +267,7 @@ export function resolveDeliveryOptions(
     breakerFailures: int("breakerFailures"),
     breakerResetMs: int("breakerResetMs"),
     queueMax: int("queueMax"),
+    sendConcurrency: DEFAULTS.sendConcurrency,
     spoolMaxEvents: int("spoolMaxEvents"),
     spoolMaxBytes: int("spoolMaxBytes"),
     spoolRetryMs: int("spoolRetryMs"),

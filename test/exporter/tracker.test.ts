@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { mintToken } from "../../src/auth/jwt.ts";
+import { DEFAULTS } from "../../src/exporter/options.ts";
 import { startDelayProxy } from "../helpers/delay-proxy.ts";
 import { startOtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { CLI_PATH, runCli, startTracker } from "../helpers/tracker.ts";
@@ -198,6 +199,27 @@ test("heartbeats against a tracker slower than their interval: one round at a ti
   }
   endSession(span);
   await waitFor("ended", async () => (await storedSessions(tracker.store)).sessions[0]?.status === "ended");
+});
+
+test("sessions are sent side by side against a slow tracker, each session's start before its end", async (t) => {
+  const dir = tempDir(t);
+  const tracker = await startTracker();
+  t.after(() => tracker.stop());
+  // Every answer takes 300 ms: one event at a time would take 12 × 300 ms for six sessions.
+  const slow = await startDelayProxy(tracker.url, 300);
+  t.after(() => slow.close());
+  const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: slow.url, SESSION_BUDDY_SECRET: tracker.secret }));
+  const spans = Array.from({ length: 6 }, () => startSession(h.provider));
+  // Ended at once: each end is queued right behind its own start, which is still in flight.
+  for (const span of spans) endSession(span);
+  const { sessions } = await waitFor("six sessions ended in the store", async () => {
+    const found = await storedSessions(tracker.store);
+    return found.sessions.length === 6 && found.sessions.every((s) => s.status === "ended") && found;
+  });
+  assert.deepEqual(sessions.map((s) => s.trace_id).sort(), spans.map((s) => s.spanContext().traceId).sort());
+  assert.ok(slow.peakInFlight > 1, `calls in flight at once: ${slow.peakInFlight}`);
+  assert.ok(slow.peakInFlight <= DEFAULTS.sendConcurrency, `calls in flight at once: ${slow.peakInFlight}`);
+  assert.deepEqual(h.warnings, []);
 });
 
 test("credentials: SESSION_BUDDY_TOKEN as given, or the secret the local tracker generated in the state dir", async (t) => {

@@ -9,13 +9,22 @@ import type { AddressInfo } from "node:net";
 
 export interface DelayProxy {
   url: string;
+  /** The most requests it held at once so far (how many calls a client had in flight together). */
+  readonly peakInFlight: number;
   close(): Promise<void>;
 }
 
 export async function startDelayProxy(target: string, delayMs: number): Promise<DelayProxy> {
   const upstream = new URL(target);
   const timers = new Set<NodeJS.Timeout>();
+  let inFlight = 0;
+  let peakInFlight = 0;
   const server = createServer((req, res) => {
+    inFlight++;
+    peakInFlight = Math.max(peakInFlight, inFlight);
+    res.on("close", () => {
+      inFlight--;
+    });
     const forward = request(
       {
         host: upstream.hostname,
@@ -44,6 +53,9 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}${upstream.pathname}`,
+    get peakInFlight() {
+      return peakInFlight;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const timer of timers) clearTimeout(timer);
