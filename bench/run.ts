@@ -37,7 +37,7 @@ import {
   type Summary,
   summarize,
 } from "../test/stress/support/stats.ts";
-import { type EmissionFigures, emissionLatency } from "./lib/emission.ts";
+import { concurrentEmission, type EmissionFigures, emissionLatency } from "./lib/emission.ts";
 import { peerSteps, rawInserts, sustainedRate, trackerSteps } from "./lib/ingest.ts";
 import { describeMachine, rssMiB } from "./lib/machine.ts";
 import { httpClient, noopStdioClient, startNoopHttp } from "./lib/peer.ts";
@@ -71,6 +71,8 @@ const SIZES = QUICK
       windowMs: 1_000,
       rawSessions: 500,
       activeSessions: 100,
+      concurrentShells: 20,
+      concurrentRounds: 1,
     }
   : {
       promptRounds: 40,
@@ -86,6 +88,8 @@ const SIZES = QUICK
       windowMs: 1_000,
       rawSessions: 5_000,
       activeSessions: 1_000,
+      concurrentShells: 100,
+      concurrentRounds: 3,
     };
 const CONCURRENCY = [1, 8, 32] as const;
 const SLOW_TRACKER_DELAY_MS = 5_000;
@@ -485,6 +489,16 @@ function table(r: Results): string {
       ]),
     );
   }
+  const c = r.concurrentEmission;
+  lines.push(
+    row([
+      `Emission latency, ${c.shells} REPLs of one process opened, then closed, together (p50 / p99)`,
+      ms(c.all),
+      `${c.shells} no-op calls at once ${ms(c.noopPeer)}`,
+      `${formatRatio(c.ratioP50)} / ${formatRatio(c.ratioP99)}`,
+    ]),
+  );
+
   for (const [n, f] of Object.entries(r.ingest.clients)) {
     lines.push(
       row([
@@ -576,6 +590,13 @@ async function main() {
       peerClient.close(),
     );
     log("emission latency over HTTP measured");
+    const concurrentPeer = await httpClient(httpPeer.url);
+    const concurrent = await concurrentEmission({ transport: "http", tracker, peer: concurrentPeer }, root, {
+      shells: SIZES.concurrentShells,
+      rounds: SIZES.concurrentRounds,
+      warmup: 5,
+    }).finally(() => concurrentPeer.close());
+    log("concurrent emission measured");
     const stdioPeer = await noopStdioClient();
     const stdio = await emissionLatency({ transport: "stdio", root, peer: stdioPeer }, root, SIZES).finally(() =>
       stdioPeer.close(),
@@ -598,6 +619,7 @@ async function main() {
         "Time to exit: the one exception to the exporters being off: the SDK's default OTLP exporters are on with no Collector listening (as on a machine where none was set up); from typing `.exit` (after the prompt, the banner for register, and 0.5 s) to the process having exited.",
         "Emission latency: a shell opened and closed one at a time in a worker process; start = span start to the tracker's answer to track_session_start, end = span end to its answer to track_session_end. The peer is one no-op tool call with the same arguments.",
         "The exporter closes its connection whenever no session is open and nothing is queued (over stdio this ends the tracker process it spawned); the benchmark alternates blocks of sessions with blocks of peer calls, so the first start of each block pays a reconnect (over stdio a tracker spawn), which shows in the start p99.",
+        "Concurrent emission: one process (one exporter) with that many REPLs opened together and then closed together, against the tracker over HTTP, each round in a fresh process warmed by 5 sessions first; the peer is that many no-op calls issued together on one client (each its own HTTP request), after each round.",
         "Ingest: concurrent MCP clients each alternating a session start and its end against a real tracker (SQLite store); the peer gets the same calls on a no-op tool. Raw SQLite inserts the same rows (a session row, its start and its end) with the store's own SQL and schema.",
         `Tracker 'answering after 5 s': an HTTP proxy in front of the real tracker holding every answer back ${SLOW_TRACKER_DELAY_MS} ms.`,
       ],
@@ -606,6 +628,15 @@ async function main() {
       timeToFirstAnswer,
       timeToExit,
       emissionLatency: { http: emissionJson(http), stdio: emissionJson(stdio) },
+      concurrentEmission: {
+        unit: "ms",
+        shells: concurrent.shells,
+        rounds: concurrent.rounds,
+        all: figures(concurrent.all),
+        noopPeer: figures(concurrent.peer),
+        ratioP50: round(ratio(concurrent.all.p50, concurrent.peer.p50) ?? Number.NaN),
+        ratioP99: round(ratio(concurrent.all.p99, concurrent.peer.p99) ?? Number.NaN),
+      },
       ingest,
       memory: { shells, tracker: trackerMemory },
     };

@@ -97,3 +97,62 @@ export async function emissionLatency(
     fleet.kill();
   }
 }
+
+/** One process with many shells opened at once, then all closed at once, beside as many no-op calls at once. */
+export interface ConcurrentFigures {
+  shells: number;
+  rounds: number;
+  /** Milliseconds from each span start (end) to its acknowledgement, every event of every round. */
+  all: Summary;
+  /** Milliseconds per no-op call, `shells` calls issued together, every round. */
+  peer: Summary;
+}
+
+/**
+ * `shells` REPLs of one process (one exporter) opened together and then
+ * closed together, against the tracker over HTTP, each round in a fresh
+ * process whose telemetry was warmed by a few sessions first; beside
+ * `shells` no-op calls issued together on one client, each round.
+ */
+export async function concurrentEmission(
+  target: Extract<Target, { transport: "http" }>,
+  root: string,
+  options: { shells: number; rounds: number; warmup: number },
+): Promise<ConcurrentFigures> {
+  const ours: number[] = [];
+  const peer: number[] = [];
+  const start = startPayload({ component_name: "bench" });
+  for (let round = 0; round < options.rounds; round++) {
+    const dir = join(root, `concurrent-${round}`);
+    mkdirSync(dir, { recursive: true });
+    const fleet = await Fleet.start({
+      workers: 1,
+      sessionsPerWorker: options.shells,
+      root: dir,
+      env: deliveryEnv(target),
+    });
+    try {
+      await fleet.sequence(options.warmup);
+      await fleet.open(0);
+      await fleet.close(options.shells, 0);
+      const [report] = await fleet.finish(60_000);
+      const sessions = [...(report?.sessions ?? [])].sort((a, b) => a.spanStart - b.spanStart).slice(options.warmup);
+      for (const s of sessions) {
+        if (s.startAck === null || s.endAck === null || s.spanEnd === null) {
+          throw new Error(`session ${s.localSessionId} was not acknowledged`);
+        }
+        ours.push(s.startAck - s.spanStart, s.endAck - s.spanEnd);
+      }
+    } finally {
+      fleet.kill();
+    }
+    await Promise.all(
+      Array.from({ length: options.shells }, async () => {
+        const began = performance.now();
+        await target.peer.callTool({ name: NOOP_TOOL, arguments: start });
+        peer.push(performance.now() - began);
+      }),
+    );
+  }
+  return { shells: options.shells, rounds: options.rounds, all: summarize(ours), peer: summarize(peer) };
+}

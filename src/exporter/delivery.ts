@@ -1004,8 +1004,14 @@ export class SessionDelivery {
     if (this.#mode !== "live" || this.#lingerTimer || this.#stopped) return;
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined;
-      if (this.#active === 0 && (this.#queue.length > 0 || this.#draining)) this.#park("the exit grace ran out");
-      else this.#maybeIdle();
+      if (this.#active === 0 && (this.#queue.length > 0 || this.#draining)) {
+        const cutDrain = this.#draining !== undefined;
+        this.#park("the exit grace ran out");
+        // A process still here a grace later is not leaving (its shells closed, the program runs on): what
+        // was parked from memory is sent from the spool then, not at the next background pass. A drain pass
+        // cut off keeps its own backoff, so a tracker slower than the grace is not asked again and again.
+        if (!cutDrain) this.#scheduleDrain(this.#o.exitGraceMs);
+      } else this.#maybeIdle();
     }, this.#o.exitGraceMs);
     this.#lingerTimer.unref();
   }

@@ -20,6 +20,7 @@ import {
   randomSecret,
   runShellHost,
   shellEnv,
+  spoolStats,
   startSession,
   storedSessions,
   tempDir,
@@ -220,6 +221,35 @@ test("sessions are sent side by side against a slow tracker, each session's star
   assert.ok(slow.peakInFlight > 1, `calls in flight at once: ${slow.peakInFlight}`);
   assert.ok(slow.peakInFlight <= DEFAULTS.sendConcurrency, `calls in flight at once: ${slow.peakInFlight}`);
   assert.deepEqual(h.warnings, []);
+});
+
+test("a program that runs on after its last shell closed: what the exit grace cut off is sent a grace later, not at the next background pass", async (t) => {
+  const dir = tempDir(t);
+  const tracker = await startTracker();
+  t.after(() => tracker.stop());
+  const slow = await startDelayProxy(tracker.url, 0);
+  t.after(() => slow.close());
+  const h = harness(
+    t,
+    deliveryEnv(dir, {
+      SESSION_BUDDY_URL: slow.url,
+      SESSION_BUDDY_SECRET: tracker.secret,
+      SHELL_SESSIONS_EXIT_GRACE_MS: "1000",
+      // The background pass would come only in ten minutes, past this test's deadline.
+      SHELL_SESSIONS_SPOOL_RETRY_MS: "600000",
+    }),
+  );
+  const span = startSession(h.provider);
+  await trackerSessionId(span, "the start acknowledged");
+  // The end's answer comes after the exit grace: the grace parks it in the spool and cuts the call off.
+  slow.delayMs = 5_000;
+  endSession(span);
+  await waitFor("the end parked in the spool", () => spoolStats(dir)?.pending === 1);
+  slow.delayMs = 0;
+  // This process runs on (the test runner): a grace later the parked end is sent from the spool, which empties.
+  await waitFor("the parked end delivered from the spool", () => spoolStats(dir)?.pending === 0);
+  const { sessions } = await storedSessions(tracker.store);
+  assert.equal(sessions[0]?.status, "ended");
 });
 
 test("credentials: SESSION_BUDDY_TOKEN as given, or the secret the local tracker generated in the state dir", async (t) => {

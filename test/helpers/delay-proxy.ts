@@ -1,14 +1,16 @@
 /**
  * A slow tracker: a small HTTP proxy in front of the real one that holds
  * every response back (the bench's tracker answering after 5 s; slow
- * heartbeats in tests). Hand-rolled (a few lines of node:http) because all
- * it must do is forward one request and wait.
+ * heartbeats and sends in tests). Hand-rolled (a few lines of node:http)
+ * because all it must do is forward one request and wait.
  */
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface DelayProxy {
-  url: string;
+  readonly url: string;
+  /** How long each answer is held back; may be changed while the proxy runs (answers held already keep theirs). */
+  delayMs: number;
   /** The most requests it held at once so far (how many calls a client had in flight together). */
   readonly peakInFlight: number;
   close(): Promise<void>;
@@ -41,7 +43,7 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
           const timer = setTimeout(() => {
             timers.delete(timer);
             res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(chunks));
-          }, delayMs);
+          }, proxy.delayMs);
           timers.add(timer);
         });
       },
@@ -51,8 +53,9 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
-  return {
+  const proxy: DelayProxy = {
     url: `http://127.0.0.1:${port}${upstream.pathname}`,
+    delayMs,
     get peakInFlight() {
       return peakInFlight;
     },
@@ -63,4 +66,5 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
         server.close(() => resolve());
       }),
   };
+  return proxy;
 }
