@@ -30,8 +30,19 @@ const HEADER = Buffer.from("SQLite format 3\0", "latin1");
 const WAL_MAGIC = [0x377f0682, 0x377f0683];
 const PAGE_SIZES = [4096, 1024, 2048, 8192, 16384, 32768, 65536, 512];
 
-/** Reads the records of the database file at `path` (and of its `-wal`), whatever state it is in. */
-export function scanDatabaseFile(path: string): ScannedFile {
+/**
+ * Reads the records of the database file at `path` (and of its `-wal`),
+ * whatever state it is in. With the header gone, every page size is tried
+ * and the one whose records `score` highest wins (default: the most
+ * records). Counting raw records is not enough to tell the page size: under
+ * a size smaller than the real one, the middle of a page full of one long
+ * text can decode as hundreds of small bogus records, more than the real
+ * ones; so the spool scores by the rows it recognises.
+ */
+export function scanDatabaseFile(
+  path: string,
+  score: (records: ScannedFile["records"]) => number = (records) => records.length,
+): ScannedFile {
   const file = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
   const wal = existsSync(`${path}-wal`) ? readFileSync(`${path}-wal`) : Buffer.alloc(0);
   const headerOk = file.length >= 100 && file.subarray(0, 16).equals(HEADER);
@@ -40,12 +51,13 @@ export function scanDatabaseFile(path: string): ScannedFile {
   const known = stated === 1 ? 65536 : stated || walPageSize;
   // With the header gone, the page size is the one under which the most rows decode.
   const sizes = PAGE_SIZES.includes(known) ? [known] : PAGE_SIZES;
-  let best: ScannedFile | undefined;
+  let best: { scanned: ScannedFile; score: number } | undefined;
   for (const pageSize of sizes) {
     const scanned = scanWithPageSize(file, wal, pageSize, headerOk ? (file[20] ?? 0) : 0);
-    if (!best || scanned.records.length > best.records.length) best = scanned;
+    const points = score(scanned.records);
+    if (!best || points > best.score) best = { scanned, score: points };
   }
-  return best as ScannedFile;
+  return (best as { scanned: ScannedFile }).scanned;
 }
 
 function scanWithPageSize(file: Buffer, wal: Buffer, pageSize: number, reserved: number): ScannedFile {
@@ -242,6 +254,19 @@ export function sortSpoolRecords(records: ScannedFile["records"]): SalvagedRows 
     }
   }
   return rows;
+}
+
+/** How many rows of the spool's tables `records` hold: what a page size is judged by when salvaging. */
+export function spoolRowCount(records: ScannedFile["records"]): number {
+  const rows = sortSpoolRecords(records);
+  return (
+    rows.events.length +
+    rows.sessions.length +
+    rows.quarantine.length +
+    rows.delivered.length +
+    rows.salvages.length +
+    rows.counters.size
+  );
 }
 
 function isEventRow(v: Value[]): boolean {

@@ -48,7 +48,7 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
-import { type SalvagedRows, scanDatabaseFile, sortSpoolRecords } from "./spool-salvage.ts";
+import { type SalvagedRows, scanDatabaseFile, sortSpoolRecords, spoolRowCount } from "./spool-salvage.ts";
 
 export type SpoolKind = "start" | "end";
 export type SpoolState = "pending" | "rejected";
@@ -381,7 +381,7 @@ function salvageFile(path: string, reason: string, warn: (m: string) => void): S
     } catch {
       // Too damaged to lock: too damaged for anyone to write either.
     }
-    const rows = sortSpoolRecords(scanDatabaseFile(path).records);
+    const rows = sortSpoolRecords(scanDatabaseFile(path, spoolRowCount).records);
     const fresh = `${path}.salvage-${process.pid}`;
     for (const suffix of ["", "-wal", "-shm"]) rmSync(fresh + suffix, { force: true });
     const aside = `${path}.corrupt-${Date.now()}`;

@@ -6,14 +6,27 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { chmodSync, closeSync, openSync, readdirSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { type TestContext, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
 import { Spool, type SpoolInput } from "../../src/exporter/spool.ts";
 import { tempDir } from "./support.ts";
 
 const LIMITS = { maxEvents: 100_000, maxBytes: 1e9 };
+const GARBAGE_HEADER_SPOOL = fileURLToPath(new URL("./fixtures/garbage-header-spool.db.gz", import.meta.url));
 
 function open(t: TestContext, path: string, warnings: string[] = []): Spool {
   const spool = Spool.open(path, { limits: LIMITS, onWarning: (m) => warnings.push(m) });
@@ -107,6 +120,17 @@ test("a spool whose header is garbage (SQLite: not a database) gives back every 
   assert.deepEqual([record?.salvaged, record?.lost], [120, 0]);
   assert.equal(stats.pending, 120);
   assert.equal(stats.lost, 0);
+});
+
+test("a garbage header and pages of one long text: the page size is judged by the spool's rows, not by any record", (t) => {
+  // A spool of 120 starts (900-byte pads) whose header random bytes replaced, kept from a run where
+  // salvage picked 1024-byte pages: under that size the pads decoded as hundreds of bogus records, more
+  // than the real rows under 4096, and salvage kept none of the 120.
+  const path = join(tempDir(t), "spool.db");
+  writeFileSync(path, gunzipSync(readFileSync(GARBAGE_HEADER_SPOOL)));
+  const { stats, record } = salvagedOpen(t, path);
+  assert.deepEqual([record?.salvaged, record?.lost], [120, 0]);
+  assert.equal(stats.pending, 120);
 });
 
 test("a file of pure garbage: nothing salvaged, and the loss is said to be unknown rather than zero", (t) => {
