@@ -215,6 +215,11 @@ export class SessionDelivery {
   #target: Target | undefined;
   #exiting = false;
   #stopped = false;
+  /**
+   * The process outlived an exit grace that parked its events: it is not leaving when its shells close, so
+   * sends and drains run to the end without a grace, until a new shell opens.
+   */
+  #runsOn = false;
   readonly #onExit = () => this.#exitNow();
 
   constructor(deps: SessionDeliveryOptions) {
@@ -266,6 +271,7 @@ export class SessionDelivery {
     this.#sessions.set(keyOf(session), session);
     this.#byStart.set(session.startEventId, session);
     this.#active++;
+    this.#runsOn = false;
     this.#cancelLinger();
     const job = this.#job("start", session.startEventId, session, payload);
     if (this.#exiting) {
@@ -1001,16 +1007,19 @@ export class SessionDelivery {
 
   /** Once no session is active, delivery may keep the process alive only for the exit grace. */
   #startLinger(): void {
-    if (this.#mode !== "live" || this.#lingerTimer || this.#stopped) return;
+    if (this.#mode !== "live" || this.#lingerTimer || this.#stopped || this.#runsOn) return;
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined;
       if (this.#active === 0 && (this.#queue.length > 0 || this.#draining)) {
-        const cutDrain = this.#draining !== undefined;
         this.#park("the exit grace ran out");
-        // A process still here a grace later is not leaving (its shells closed, the program runs on): what
-        // was parked from memory is sent from the spool then, not at the next background pass. A drain pass
-        // cut off keeps its own backoff, so a tracker slower than the grace is not asked again and again.
-        if (!cutDrain) this.#scheduleDrain(this.#o.exitGraceMs);
+        // Unreferenced, so it fires only if something else keeps the process: then the program runs on
+        // after its shells closed (a server with an admin shell), and nothing needs cutting short any more.
+        // What was parked is sent from the spool at once, without a grace, not at the next background pass.
+        const survived = setTimeout(() => {
+          this.#runsOn = true;
+          this.#scheduleDrain(0);
+        }, this.#o.exitGraceMs);
+        survived.unref();
       } else this.#maybeIdle();
     }, this.#o.exitGraceMs);
     this.#lingerTimer.unref();
