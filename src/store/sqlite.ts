@@ -178,45 +178,47 @@ export class SqliteDatabase implements SqlDatabase {
   /** Runs every waiting transaction in one database transaction, then settles each after the COMMIT. */
   private async commitGroup(): Promise<void> {
     const group = this.waiting.splice(0);
+    /** Members not told anything yet: whatever goes wrong, none of them is left waiting. */
+    const untold = new Set(group);
+    const tell = (member: GroupMember, outcome: { value: unknown } | { error: unknown }) => {
+      untold.delete(member);
+      if ("error" in outcome) member.reject(outcome.error);
+      else member.resolve(outcome.value);
+    };
     /** Callers whose work is in the open transaction: told once it is committed (or that it was lost). */
     let done: { member: GroupMember; value: unknown }[] = [];
     const fail = (error: unknown) => {
-      for (const { member } of done) member.reject(error);
+      for (const { member } of done) tell(member, { error });
       done = [];
     };
-    for (const [index, member] of group.entries()) {
-      try {
-        if (!this.db.isTransaction) this.db.exec("BEGIN IMMEDIATE");
-      } catch (error) {
-        // The write lock did not come within the busy timeout: no one left in the group can write.
-        for (const rest of group.slice(index)) rest.reject(error);
-        break;
-      }
-      this.db.exec("SAVEPOINT grouped");
-      try {
-        const value = await member.work(this.direct);
-        this.db.exec("RELEASE grouped");
-        done.push({ member, value });
-      } catch (error) {
-        if (this.db.isTransaction) {
-          this.db.exec("ROLLBACK TO grouped");
-          this.db.exec("RELEASE grouped");
-        } else {
-          // SQLite rolled the whole transaction back (disk full, I/O error): the group's earlier work is gone too.
-          fail(error);
-        }
-        member.reject(error);
-      }
-    }
-    if (!this.db.isTransaction) return;
     try {
-      this.db.exec("COMMIT");
+      for (const member of group) {
+        // A failure here (the write lock did not come within the busy timeout) fails the rest of the group.
+        if (!this.db.isTransaction) this.db.exec("BEGIN IMMEDIATE");
+        this.db.exec("SAVEPOINT grouped");
+        try {
+          const value = await member.work(this.direct);
+          this.db.exec("RELEASE grouped");
+          done.push({ member, value });
+        } catch (error) {
+          if (this.db.isTransaction) {
+            this.db.exec("ROLLBACK TO grouped");
+            this.db.exec("RELEASE grouped");
+          } else {
+            // SQLite rolled the whole transaction back (disk full, I/O error): the group's earlier work is gone too.
+            fail(error);
+          }
+          tell(member, { error });
+        }
+      }
+      if (this.db.isTransaction) this.db.exec("COMMIT");
     } catch (error) {
       if (this.db.isTransaction) this.db.exec("ROLLBACK");
       fail(error);
+      for (const member of untold) tell(member, { error });
       return;
     }
-    for (const { member, value } of done) member.resolve(value);
+    for (const { member, value } of done) tell(member, { value });
   }
 
   close(): Promise<void> {
