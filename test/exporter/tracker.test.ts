@@ -172,13 +172,19 @@ test("heartbeats: sent only because this tracker lists heartbeat_session, they k
   await waitFor("ended", async () => (await storedSessions(tracker.store)).sessions[0]?.status === "ended");
 });
 
-test("heartbeats against a tracker slower than their interval: one round at a time, never overlapping", async (t) => {
+/** A state dir, a real tracker, and a proxy in front of it holding each answer back `delayMs` (changeable later). */
+async function slowTracker(t: { after(fn: () => unknown): void }, delayMs: number) {
   const dir = tempDir(t);
   const tracker = await startTracker();
   t.after(() => tracker.stop());
-  // Every answer takes 300 ms; a heartbeat is due every 50 ms.
-  const slow = await startDelayProxy(tracker.url, 300);
+  const slow = await startDelayProxy(tracker.url, delayMs);
   t.after(() => slow.close());
+  return { dir, tracker, slow };
+}
+
+test("heartbeats against a tracker slower than their interval: one round at a time, never overlapping", async (t) => {
+  // Every answer takes 300 ms; a heartbeat is due every 50 ms.
+  const { dir, tracker, slow } = await slowTracker(t, 300);
   const h = harness(
     t,
     deliveryEnv(dir, {
@@ -203,12 +209,8 @@ test("heartbeats against a tracker slower than their interval: one round at a ti
 });
 
 test("sessions are sent side by side against a slow tracker, each session's start before its end", async (t) => {
-  const dir = tempDir(t);
-  const tracker = await startTracker();
-  t.after(() => tracker.stop());
   // Every answer takes 300 ms: one event at a time would take 12 × 300 ms for six sessions.
-  const slow = await startDelayProxy(tracker.url, 300);
-  t.after(() => slow.close());
+  const { dir, tracker, slow } = await slowTracker(t, 300);
   const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: slow.url, SESSION_BUDDY_SECRET: tracker.secret }));
   const spans = Array.from({ length: 6 }, () => startSession(h.provider));
   // Ended at once: each end is queued right behind its own start, which is still in flight.
@@ -224,11 +226,7 @@ test("sessions are sent side by side against a slow tracker, each session's star
 });
 
 test("a program that runs on after its last shell closed: what the exit grace cut off is sent a grace later, not at the next background pass", async (t) => {
-  const dir = tempDir(t);
-  const tracker = await startTracker();
-  t.after(() => tracker.stop());
-  const slow = await startDelayProxy(tracker.url, 0);
-  t.after(() => slow.close());
+  const { dir, tracker, slow } = await slowTracker(t, 0);
   const h = harness(
     t,
     deliveryEnv(dir, {
