@@ -213,7 +213,11 @@ export class SqliteDatabase implements SqlDatabase {
       }
       if (this.db.isTransaction) this.db.exec("COMMIT");
     } catch (error) {
-      if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      try {
+        if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      } catch {
+        // The connection itself is gone (closed under us): there is nothing to roll back.
+      }
       fail(error);
       for (const member of untold) tell(member, { error });
       return;
