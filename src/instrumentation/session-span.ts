@@ -10,7 +10,9 @@ import {
   type Context,
   context,
   type DiagLogger,
+  defaultTextMapGetter,
   isSpanContextValid,
+  type Link,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -18,6 +20,7 @@ import {
   type Tracer,
   trace,
 } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import type { ReadableSpan, Span as SdkSpan, SpanProcessor } from "@opentelemetry/sdk-trace";
 import type { SessionMetrics } from "./metrics.ts";
 import { applyRedactor, defaultRedact } from "./redact.ts";
@@ -117,7 +120,7 @@ export class SessionSpan implements SessionObserver {
     // A session is its own trace, even when the shell is opened from code running inside another span.
     this.span = deps.tracer.startSpan(
       SPAN_NAME_SESSION,
-      { kind: SpanKind.INTERNAL, startTime: session.startTime, attributes, root: true },
+      { kind: SpanKind.INTERNAL, startTime: session.startTime, attributes, root: true, links: launcherLinks() },
       ROOT_CONTEXT,
     );
     this.#spanContext = trace.setSpan(ROOT_CONTEXT, this.span);
@@ -277,6 +280,20 @@ export class SessionSpan implements SessionObserver {
       this.#deps.diag.error(`shell session ${what} failed (${errorType(error)})${message}`);
     }
   }
+}
+
+/**
+ * The trace of whatever launched this process, from `TRACEPARENT` and
+ * `TRACESTATE` in the environment (as CI runners and `otel-cli` pass it on),
+ * as a link: the session stays its own trace, and a backend can still go from
+ * the job that opened the shell to the session.
+ */
+function launcherLinks(env: NodeJS.ProcessEnv = process.env): Link[] {
+  const carrier = { traceparent: env.TRACEPARENT, tracestate: env.TRACESTATE };
+  const launcher = trace.getSpanContext(
+    new W3CTraceContextPropagator().extract(ROOT_CONTEXT, carrier, defaultTextMapGetter),
+  );
+  return launcher !== undefined && isSpanContextValid(launcher) ? [{ context: launcher }] : [];
 }
 
 function shellAttributes(shell: ResolvedShell): Attributes {

@@ -5,8 +5,10 @@
  * sampler, `OTEL_SDK_DISABLED`); no auto-instrumentation is loaded, since the
  * server makes its own spans and metrics.
  */
+import { getBooleanFromEnv } from "@opentelemetry/core";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { settledWithin } from "../deadline.ts";
+import { serviceNameFromEnv } from "../service-name.ts";
 import { DEFAULT_SERVICE_NAME } from "./options.ts";
 
 export interface ServerSdk {
@@ -16,16 +18,11 @@ export interface ServerSdk {
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
-function serviceNameFromEnv(env: NodeJS.ProcessEnv): string | undefined {
-  if (env.OTEL_SERVICE_NAME) return env.OTEL_SERVICE_NAME;
-  const fromAttributes = /(?:^|,)\s*service\.name\s*=\s*([^,]+)/.exec(env.OTEL_RESOURCE_ATTRIBUTES ?? "");
-  return fromAttributes?.[1]?.trim();
-}
-
-export function startServerSdk(env: NodeJS.ProcessEnv = process.env): ServerSdk {
-  const configured = serviceNameFromEnv(env);
+export function startServerSdk(): ServerSdk {
+  const configured = serviceNameFromEnv();
   const serviceName = configured ?? DEFAULT_SERVICE_NAME;
-  const enabled = !/^(true|1)$/i.test(env.OTEL_SDK_DISABLED ?? "");
+  // Read as the SDK reads it: only `true` disables (`1` does not, and the SDK warns of it).
+  const enabled = getBooleanFromEnv("OTEL_SDK_DISABLED") !== true;
   const sdk = new NodeSDK({
     ...(configured === undefined ? { serviceName } : {}),
     instrumentations: [],

@@ -15,7 +15,6 @@ import {
   type Counter,
   type Histogram,
   metrics,
-  propagation,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -23,6 +22,7 @@ import {
   type TextMapGetter,
   trace,
 } from "@opentelemetry/api";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { ExitReason } from "../contract/schemas.ts";
 import { TRACE_META_KEYS } from "../contract/tools.ts";
 import { version as packageVersion } from "../package-info.ts";
@@ -63,10 +63,20 @@ const metaGetter: TextMapGetter<Record<string, unknown>> = {
   },
 };
 
+/**
+ * `_meta` carries W3C keys whatever the caller's or this process's propagator
+ * settings (the MCP convention, and what the exporter writes), so it is read
+ * with the W3C propagators: the global one follows `OTEL_PROPAGATORS`, which
+ * is about this server's own HTTP and may well be `b3`.
+ */
+const META_PROPAGATOR = new CompositePropagator({
+  propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+});
+
 /** The caller's trace context from a request's `params._meta`, or the root context. */
 export function contextFromMeta(meta: unknown): Context {
   if (meta === null || typeof meta !== "object" || Array.isArray(meta)) return ROOT_CONTEXT;
-  return propagation.extract(ROOT_CONTEXT, meta as Record<string, unknown>, metaGetter);
+  return META_PROPAGATOR.extract(ROOT_CONTEXT, meta as Record<string, unknown>, metaGetter);
 }
 
 /** The label for an exit reason outside the contract's list: client text never becomes a label value. */

@@ -125,15 +125,14 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
   const { NodeSDK } = await import("@opentelemetry/sdk-node");
   const envProcessors = await spanProcessorsFromEnv(process.env);
   const readers = metricReaders ?? (await metricReadersFromEnv(process.env));
+  const envServiceName = (await import("../service-name.ts")).serviceNameFromEnv();
   // Checked again: another SDK may have registered while these were loading.
   if (globalTracerProviderRegistered()) {
     await Promise.allSettled([...envProcessors.map((p) => p.shutdown()), ...readers.map((r) => r.shutdown())]);
     return attach(instrumentation, sessionProcessors);
   }
   const sdk = new NodeSDK({
-    serviceName:
-      serviceName ??
-      (process.env.OTEL_SERVICE_NAME ? undefined : (config.component ?? process.env.SHELL_SESSIONS_COMPONENT)),
+    serviceName: serviceName ?? envServiceName ?? config.component ?? process.env.SHELL_SESSIONS_COMPONENT,
     spanProcessors: [...envProcessors, ...sessionProcessors],
     metricReaders: readers,
     instrumentations: [instrumentation],

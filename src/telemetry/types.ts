@@ -7,7 +7,8 @@ import type { ShellSessionInstrumentationConfig } from "../instrumentation/types
 export interface ShellTelemetryOptions extends ShellSessionInstrumentationConfig {
   /**
    * `service.name` of the SDK's resource. Default: `OTEL_SERVICE_NAME`, else
-   * `component`, else the SDK's default.
+   * `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, else `component`, else the
+   * SDK's default.
    */
   serviceName?: string;
   /**

@@ -15,6 +15,8 @@ import { spawnPty } from "../helpers/pty.ts";
 import { FIXTURES, isSessionSpan, openTrackedShell, REGISTER, ROOT, shellTestbed } from "./shell-testbed.ts";
 
 const bed = shellTestbed("shell-register-");
+/** The span of whatever started the shell's process (a CI job, say), as it passes on TRACEPARENT. */
+const LAUNCHER = { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331" };
 
 describe("the SDK register starts", () => {
   test("is configured from OTEL_*: the session span goes over OTLP, named for the service", async (t) => {
@@ -24,7 +26,11 @@ describe("the SDK register starts", () => {
       {
         prompt: "host> ",
         cwd: FIXTURES,
-        env: bed.env({ OTEL_SERVICE_NAME: "ops-api", SHELL_SESSIONS_ADAPTERS: "redis, postgres" }),
+        env: bed.env({
+          OTEL_SERVICE_NAME: "ops-api",
+          SHELL_SESSIONS_ADAPTERS: "redis, postgres",
+          TRACEPARENT: `00-${LAUNCHER.traceId}-${LAUNCHER.spanId}-01`,
+        }),
       },
     );
     shell.type(".exit");
@@ -36,13 +42,23 @@ describe("the SDK register starts", () => {
     assert.equal(span.attributes["shell.component.name"], "ops-api");
     assert.deepEqual(span.attributes["shell.adapters"], ["redis", "postgres"]);
     assert.equal(span.attributes["shell.exit.reason"], "exit_command");
+    assert.notEqual(span.traceId, LAUNCHER.traceId, "the session is its own trace");
+    assert.deepEqual(
+      span.links.map((l) => ({ traceId: l.traceId, spanId: l.spanId })),
+      [LAUNCHER],
+      "TRACEPARENT in the environment is a link to the launcher",
+    );
   });
 
   test("flushes on SIGTERM before the signal takes the process down", async (t) => {
     const { shell, sessionId } = await openTrackedShell(t, ["--import", REGISTER, join(FIXTURES, "repl-host.cjs")], {
       prompt: "host> ",
       cwd: FIXTURES,
-      env: bed.env({ SHELL_SESSIONS_COMPONENT: "billing", OTEL_BSP_SCHEDULE_DELAY: "60000" }),
+      env: bed.env({
+        SHELL_SESSIONS_COMPONENT: "billing",
+        OTEL_RESOURCE_ATTRIBUTES: "service.name=billing%20api,team=payments",
+        OTEL_BSP_SCHEDULE_DELAY: "60000",
+      }),
     });
     shell.kill("SIGTERM");
     assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 15 });
@@ -50,6 +66,11 @@ describe("the SDK register starts", () => {
     assert.ok(span, "the span was exported before the process died");
     assert.equal(span.attributes["shell.exit.reason"], "sigterm");
     assert.equal(span.attributes["shell.component.name"], "billing");
+    assert.equal(
+      span.resource["service.name"],
+      "billing api",
+      "the environment's service.name wins over the component",
+    );
   });
 
   test("with OTEL_METRICS_EXPORTER=prometheus, the endpoint shows the active session, then its end", async (t) => {

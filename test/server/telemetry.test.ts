@@ -10,6 +10,7 @@ import { SessionStartResult } from "../../src/contract/schemas.ts";
 import { connectHttp, connectStdio, startPayload, tokenFor } from "../helpers/mcp-client.ts";
 import { type OtlpReceiver, type ReceivedMetric, startOtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { startTracker, type TrackerProcess } from "../helpers/tracker.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 function traceparent() {
   const traceId = randomBytes(16).toString("hex");
@@ -98,6 +99,22 @@ describe("the tracker's own telemetry", () => {
     assert.equal(span.attributes["network.transport"], "pipe");
   });
 
+  test("_meta is read as W3C even when OTEL_PROPAGATORS chooses b3 for the tracker's own HTTP", async (t) => {
+    const token = await tokenFor(tracker.secret as string, "mahavishnu");
+    const client = await connectStdio({
+      store: tracker.store,
+      stateDir: tracker.stateDir,
+      secret: tracker.secret as string,
+      environmentToken: token,
+      env: { ...otelEnv, OTEL_PROPAGATORS: "b3" },
+    });
+    t.after(() => client.close());
+    const caller = traceparent();
+    await client.call("health_check", {}, { traceparent: caller.header });
+    const span = await receiver.waitForSpan((s) => s.traceId === caller.traceId);
+    assert.equal(span.parentSpanId, caller.spanId, "parented by the caller's span");
+  });
+
   test("metrics: operation duration by tool and outcome, sessions started, abandoned and active", async (t) => {
     const client = await connectHttp(tracker.url, { token: await tokenFor(tracker.secret as string, "mahavishnu") });
     t.after(() => client.close());
@@ -124,4 +141,27 @@ describe("the tracker's own telemetry", () => {
     assert.equal(active.type, "gauge");
     assert.ok(active.dataPoints.length);
   });
+});
+
+test("the tracker reads OTEL_SDK_DISABLED and service.name as the SDK does", async (t) => {
+  const log = async (env: Record<string, string>) => {
+    const tracker = await startTracker({
+      env: { OTEL_TRACES_EXPORTER: "none", OTEL_METRICS_EXPORTER: "none", ...env },
+    });
+    t.after(() => tracker.stop());
+    return waitFor(
+      () => `the telemetry line in: ${tracker.log}`,
+      () => /^.*telemetry: .*$/m.exec(tracker.log)?.[0],
+    );
+  };
+  // `1` is no boolean to the SDK: it warns and keeps exporting, so the server must not say "disabled".
+  assert.match(
+    await log({ OTEL_SDK_DISABLED: "1", OTEL_RESOURCE_ATTRIBUTES: "team=ops,service.name=audit%20tracker" }),
+    /SDK on \(service\.name audit tracker;/,
+  );
+  assert.match(await log({ OTEL_SDK_DISABLED: "TRUE" }), /SDK disabled/);
+  assert.match(
+    await log({ OTEL_SERVICE_NAME: "named", OTEL_RESOURCE_ATTRIBUTES: "service.name=other" }),
+    /service\.name named;/,
+  );
 });
