@@ -9,5 +9,8 @@ const { readFileSync } = process.getBuiltinModule("node:fs");
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
   name: string;
   version: string;
+  dependencies: Record<string, string>;
 };
 export const { name, version } = pkg;
+/** The `@opentelemetry/api` versions this package's SDK works with, for messages about a conflict. */
+export const openTelemetryApiRange = pkg.dependencies["@opentelemetry/api"] ?? "";

@@ -9,14 +9,16 @@
  */
 import { diag, metrics, ProxyTracerProvider, trace } from "@opentelemetry/api";
 import { registerInstrumentations } from "@opentelemetry/instrumentation";
+import type { IMetricReader } from "@opentelemetry/sdk-metrics";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace";
 import { settledWithin } from "../deadline.ts";
 import { flushTelemetry, sdkDisabled } from "../instrumentation/exit-paths.ts";
 import { ShellSessionInstrumentation } from "../instrumentation/instrumentation.ts";
 import { registry } from "../instrumentation/registry.ts";
+import { openTelemetryApiRange } from "../package-info.ts";
 import { deliverySpanProcessors } from "./delivery.ts";
 import { metricReadersFromEnv, spanProcessorsFromEnv } from "./env.ts";
-import { globalTracerProviderRegistered } from "./global-sdk.ts";
+import { foreignApiVersion, globalTracerProviderRegistered } from "./global-sdk.ts";
 import { leaving } from "./leaving.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
@@ -115,6 +117,66 @@ async function startWithoutSdk(instrumentation: ShellSessionInstrumentation): Pr
   };
 }
 
+/** The `name` of the Node warning about the conflict below, so that a program can recognise it. */
+export const API_CONFLICT_WARNING = "OpenTelemetryApiConflictWarning";
+
+/**
+ * The process's providers belong to an `@opentelemetry/api` copy that ours
+ * cannot share (global-sdk.ts), typically an app on an older OpenTelemetry
+ * stack. Joining its SDK is impossible and registering ours would fail, so
+ * session spans and metrics get providers of their own, never registered,
+ * that export where the `OTEL_*` variables say; delivery to the tracker is
+ * unchanged. Said once as a Node process warning: the app's diag logger is
+ * out of this API copy's reach too, and silence would hide the split.
+ */
+async function isolated(
+  instrumentation: ShellSessionInstrumentation,
+  spanProcessors: SpanProcessor[],
+  readers: IMetricReader[],
+  serviceName: string | undefined,
+  foreignVersion: string,
+): Promise<ShellTelemetry> {
+  const [{ TracerProvider }, { MeterProvider }, resources] = await Promise.all([
+    import("@opentelemetry/sdk-trace"),
+    import("@opentelemetry/sdk-metrics"),
+    import("@opentelemetry/resources"),
+  ]);
+  const { detectResources, hostDetector, processDetector, resourceAttributesEnvDetector, serviceNameEnvDetector } =
+    resources;
+  let resource = resources.defaultResource().merge(
+    detectResources({
+      detectors: [hostDetector, processDetector, resourceAttributesEnvDetector, serviceNameEnvDetector],
+    }),
+  );
+  if (serviceName) resource = resource.merge(resources.resourceFromAttributes({ "service.name": serviceName }));
+  const tracerProvider = new TracerProvider({ resource, spanProcessors });
+  const meterProvider = new MeterProvider({ resource, readers });
+  registerInstrumentations({ instrumentations: [instrumentation], tracerProvider, meterProvider });
+  process.emitWarning(
+    `otel-shell-sessions: this process's OpenTelemetry providers belong to @opentelemetry/api ${foreignVersion}, ` +
+      `which this package's SDK (it needs @opentelemetry/api ${openTelemetryApiRange}) cannot share. ` +
+      "Shells are still recorded by the tracker, and their spans and metrics go where the OTEL_* variables say, " +
+      `but not through the app's own SDK. To share one SDK, move the app to @opentelemetry/api ${openTelemetryApiRange}.`,
+    { type: API_CONFLICT_WARNING },
+  );
+  const flush = async () => {
+    await Promise.allSettled([tracerProvider.forceFlush(), meterProvider.forceFlush()]);
+  };
+  const stopExitFlush = flushOnExit(flush);
+  return {
+    mode: "isolated",
+    instrumentation,
+    forceFlush: flush,
+    async shutdown() {
+      stopExitFlush();
+      instrumentation.disable();
+      leaving();
+      const done = Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);
+      await settledWithin(done, EXIT_FLUSH_TIMEOUT_MS, { unref: true });
+    },
+  };
+}
+
 export async function startSdk(options: ShellTelemetryOptions = {}): Promise<ShellTelemetry> {
   const { serviceName, spanProcessors: extra = [], metricReaders, ...config } = options;
   const instrumentation = new ShellSessionInstrumentation({ ...config, enabled: false });
@@ -131,8 +193,13 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
     await Promise.allSettled([...envProcessors.map((p) => p.shutdown()), ...readers.map((r) => r.shutdown())]);
     return attach(instrumentation, sessionProcessors);
   }
+  const name = serviceName ?? envServiceName ?? config.component ?? process.env.SHELL_SESSIONS_COMPONENT;
+  const foreign = foreignApiVersion();
+  if (foreign !== undefined) {
+    return isolated(instrumentation, [...envProcessors, ...sessionProcessors], readers, name, foreign);
+  }
   const sdk = new NodeSDK({
-    serviceName: serviceName ?? envServiceName ?? config.component ?? process.env.SHELL_SESSIONS_COMPONENT,
+    serviceName: name,
     spanProcessors: [...envProcessors, ...sessionProcessors],
     metricReaders: readers,
     instrumentations: [instrumentation],

@@ -27,9 +27,13 @@ export interface ShellTelemetry {
    * `attached`: an SDK was already registered in the process (e.g. by
    * `@opentelemetry/auto-instrumentations-node/register`); the instrumentation
    * joined it instead of starting a second one.
+   * `isolated`: the process's providers belong to an `@opentelemetry/api`
+   * copy this package cannot share (an app on an older OpenTelemetry stack);
+   * session spans and metrics got providers of their own, exporting where the
+   * `OTEL_*` variables say, and a process warning said so.
    * `disabled`: `OTEL_SDK_DISABLED=true`.
    */
-  readonly mode: "sdk" | "attached" | "disabled";
+  readonly mode: "sdk" | "attached" | "isolated" | "disabled";
   readonly instrumentation: ShellSessionInstrumentation;
   /** Exports everything recorded so far. */
   forceFlush(): Promise<void>;
