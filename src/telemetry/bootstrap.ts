@@ -4,9 +4,10 @@
  * Synchronously this only installs the hook that records each REPLServer
  * and its start time. The SDK, the exporters and the delivery processors are
  * loaded once the first shell's prompt is on screen (the turn of the event
- * loop after the shell was created), or after `idleStartMs` if the program
- * has not opened a shell by then; session spans then start with the
- * recorded start times.
+ * loop after the shell was created), and not before: admin shells open on
+ * demand, usually long after the program started its own SDK, which this one
+ * then joins instead of racing it for the global registration. Session spans
+ * start with the recorded start times.
  */
 import type { EventEmitter } from "node:events";
 import { registry } from "../instrumentation/registry.ts";
@@ -14,7 +15,6 @@ import type { ShellSession } from "../instrumentation/session.ts";
 import { beginTelemetry } from "./start.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
-export const IDLE_START_MS = 1000;
 /** The longest a paused shell holds off the loading (a shell an application keeps paused on purpose). */
 export const PAUSED_SHELL_WAIT_MS = 1000;
 
@@ -41,10 +41,7 @@ function whenTakingInput(shell: EventEmitter & { paused?: boolean }, then: () =>
   shell.on("resume", go);
 }
 
-export function bootstrapTelemetry(
-  options: ShellTelemetryOptions = {},
-  { idleStartMs = IDLE_START_MS }: { idleStartMs?: number } = {},
-): Promise<ShellTelemetry> {
+export function bootstrapTelemetry(options: ShellTelemetryOptions = {}): Promise<ShellTelemetry> {
   const reg = registry();
   if (reg.telemetry !== undefined) return beginTelemetry(options);
   let openGate = () => {};
@@ -55,20 +52,12 @@ export function bootstrapTelemetry(
   const open = () => {
     if (opened) return;
     opened = true;
-    clearTimeout(idle);
     reg.captureListeners.delete(onCapture);
     openGate();
   };
   const onCapture = (session: ShellSession) => {
     setImmediate(() => whenTakingInput(session.server, open));
   };
-  // Unreferenced: a program that neither opens a shell nor keeps running does not wait for telemetry.
-  // Worker threads (which inherit `--import`) start it only if they open a shell themselves; asked
-  // when the timer fires, as loading node:worker_threads costs a millisecond before the prompt.
-  const idle = setTimeout(() => {
-    if (process.getBuiltinModule("node:worker_threads").isMainThread) open();
-  }, idleStartMs);
-  idle.unref();
   reg.captureListeners.add(onCapture);
   return beginTelemetry(options, gate);
 }

@@ -75,6 +75,11 @@ function flushOnExit(flush: () => Promise<void>): () => void {
 }
 
 function attach(instrumentation: ShellSessionInstrumentation, sessionProcessors: SpanProcessor[]): ShellTelemetry {
+  // Said because OTEL_* settings meant for this package's SDK (exporters, sampler) then do not apply.
+  diag.warn(
+    "otel-shell-sessions: an OpenTelemetry SDK is already registered in this process; shell sessions join it, " +
+      "with its exporters, sampler and resource, rather than starting a second one",
+  );
   // Another SDK owns the providers and cannot be given more processors: session spans reach ours directly.
   instrumentation.setSessionSpanProcessors(sessionProcessors);
   registerInstrumentations({ instrumentations: [instrumentation] });

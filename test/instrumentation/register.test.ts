@@ -114,6 +114,20 @@ describe("the SDK register starts", () => {
   });
 });
 
+test("an app that starts its own SDK 2 s in, then opens a shell: one SDK, the app's, and a word that it was joined", async (t) => {
+  const { shell, sessionId } = await openTrackedShell(t, ["--import", REGISTER, join(FIXTURES, "late-sdk-app.mjs")], {
+    prompt: "late> ",
+    cwd: FIXTURES,
+    env: bed.env({ OTEL_LOG_LEVEL: "warn" }),
+  });
+  shell.type(".exit");
+  assert.deepEqual(await shell.waitForExit(), { exitCode: 0, signal: 0 });
+  const span = await bed.sessionSpan(sessionId);
+  assert.equal(span.resource["service.name"], "late-app", "the app's SDK exported the session span");
+  assert.doesNotMatch(shell.output, /duplicate registration|versions must match/i);
+  assert.match(shell.output, /an OpenTelemetry SDK is already registered in this process; shell sessions join it/);
+});
+
 describe("with @opentelemetry/auto-instrumentations-node/register in the same process", () => {
   for (const order of ["auto first", "register first"] as const) {
     test(`${order}: one SDK, our span, and the shell's own HTTP call in the session's trace`, async (t) => {
