@@ -17,6 +17,8 @@ export const ATTR_PROCESS_INTERACTIVE = "process.interactive";
 export const ATTR_HOST_NAME = "host.name";
 export const ATTR_USER_NAME = "user.name";
 export const ATTR_ERROR_TYPE = "error.type";
+// The MCP and GenAI names: `@opentelemetry/semantic-conventions` 1.45 marks them deprecated only
+// because they moved, unchanged, to the OpenTelemetry GenAI semantic conventions repository.
 export const ATTR_MCP_METHOD_NAME = "mcp.method.name";
 export const ATTR_MCP_SESSION_ID = "mcp.session.id";
 export const ATTR_MCP_PROTOCOL_VERSION = "mcp.protocol.version";
