@@ -518,8 +518,16 @@ export class SessionDelivery {
    * Runs one call inside an MCP client span that is a child of the session
    * span, with the trace context in `params._meta`, and with tracing
    * suppressed underneath so our own HTTP requests are not traced again.
+   * Heartbeats get no span (`span: false`): one a minute would give an
+   * 8-hour session some 480 client spans, and their duration and outcome are
+   * metrics already; `_meta` then carries the session span's own context.
    */
-  async #traced<T>(tool: string, session: SessionRef, call: (meta: Record<string, string>) => Promise<T>): Promise<T> {
+  async #traced<T>(
+    tool: string,
+    session: SessionRef,
+    call: (meta: Record<string, string>) => Promise<T>,
+    { span: traced = true }: { span?: boolean } = {},
+  ): Promise<T> {
     const tracer = (this.#tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE_NAME, CLIENT_INFO.version);
     let parent: Context = trace.setSpanContext(ROOT_CONTEXT, {
       traceId: session.traceId,
@@ -529,21 +537,23 @@ export class SessionDelivery {
       ...(session.traceState ? { traceState: session.traceState } : {}),
     });
     if (session.baggage) parent = propagation.setBaggage(parent, session.baggage);
-    const span = tracer.startSpan(
-      `tools/call ${tool}`,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          [ATTR_MCP_METHOD_NAME]: "tools/call",
-          [ATTR_GEN_AI_TOOL_NAME]: tool,
-          [ATTR_GEN_AI_OPERATION_NAME]: "execute_tool",
-          [ATTR_NETWORK_TRANSPORT]: (this.#target?.transport ?? this.#o.transport).kind === "http" ? "tcp" : "pipe",
-        },
-      },
-      parent,
-    );
+    const span = !traced
+      ? undefined
+      : tracer.startSpan(
+          `tools/call ${tool}`,
+          {
+            kind: SpanKind.CLIENT,
+            attributes: {
+              [ATTR_MCP_METHOD_NAME]: "tools/call",
+              [ATTR_GEN_AI_TOOL_NAME]: tool,
+              [ATTR_GEN_AI_OPERATION_NAME]: "execute_tool",
+              [ATTR_NETWORK_TRANSPORT]: (this.#target?.transport ?? this.#o.transport).kind === "http" ? "tcp" : "pipe",
+            },
+          },
+          parent,
+        );
     const meta: Record<string, string> = {};
-    PROPAGATOR.inject(trace.setSpan(parent, span), meta, META_SETTER);
+    PROPAGATOR.inject(span === undefined ? parent : trace.setSpan(parent, span), meta, META_SETTER);
     const started = performance.now();
     try {
       const result = await context.with(suppressTracing(parent), () => call(meta));
@@ -552,11 +562,11 @@ export class SessionDelivery {
     } catch (error) {
       const failure = classifyError(error);
       this.#metrics.operation(tool, (performance.now() - started) / 1000, failure.errorType);
-      span.setAttribute(ATTR_ERROR_TYPE, failure.errorType);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
+      span?.setAttribute(ATTR_ERROR_TYPE, failure.errorType);
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
       throw failure;
     } finally {
-      span.end();
+      span?.end();
     }
   }
 
@@ -641,17 +651,21 @@ export class SessionDelivery {
         // Heartbeats are an extra of our tracker: only sent where the server lists the tool.
         if (!(await connection.supports(TOOL_NAMES.heartbeat))) return;
         await this.#breaker.fire(() =>
-          this.#traced(TOOL_NAMES.heartbeat, session, (meta) =>
-            connection.callTool(
-              TOOL_NAMES.heartbeat,
-              {
-                session_id: session.trackerSessionId,
-                timestamp: new Date().toISOString(),
-                event_type: "heartbeat",
-                ...(token !== undefined ? { token } : {}),
-              },
-              meta,
-            ),
+          this.#traced(
+            TOOL_NAMES.heartbeat,
+            session,
+            (meta) =>
+              connection.callTool(
+                TOOL_NAMES.heartbeat,
+                {
+                  session_id: session.trackerSessionId,
+                  timestamp: new Date().toISOString(),
+                  event_type: "heartbeat",
+                  ...(token !== undefined ? { token } : {}),
+                },
+                meta,
+              ),
+            { span: false },
           ),
         );
         this.#metrics.emission("heartbeat", "success", (performance.now() - started) / 1000);

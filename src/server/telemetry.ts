@@ -24,7 +24,7 @@ import {
 } from "@opentelemetry/api";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { ExitReason } from "../contract/schemas.ts";
-import { TRACE_META_KEYS } from "../contract/tools.ts";
+import { TOOL_NAMES, TRACE_META_KEYS } from "../contract/tools.ts";
 import { version as packageVersion } from "../package-info.ts";
 import {
   ATTR_ERROR_TYPE,
@@ -151,6 +151,8 @@ export class ServerTelemetry {
    * the trace context the caller put in `_meta`, and records its duration.
    */
   async toolCall<T>(facts: ToolCallFacts, handler: () => Promise<{ value: T; outcome: ToolCallOutcome }>): Promise<T> {
+    // Heartbeats are measured, not traced: a span each would give an 8-hour session some 480 server spans.
+    if (facts.tool === TOOL_NAMES.heartbeat) return this.#measured(facts, undefined, handler);
     const attributes: Attributes = {
       [ATTR_MCP_METHOD_NAME]: METHOD_TOOLS_CALL,
       [ATTR_GEN_AI_TOOL_NAME]: facts.tool,
@@ -160,43 +162,51 @@ export class ServerTelemetry {
       ...(facts.mcpSessionId ? { [ATTR_MCP_SESSION_ID]: facts.mcpSessionId } : {}),
       ...(facts.protocolVersion ? { [ATTR_MCP_PROTOCOL_VERSION]: facts.protocolVersion } : {}),
     };
-    const parent = contextFromMeta(facts.meta);
-    const started = performance.now();
     return this.#tracer.startActiveSpan(
       `${METHOD_TOOLS_CALL} ${facts.tool}`,
       { kind: SpanKind.SERVER, attributes },
-      parent,
-      async (span: Span) => {
-        let outcome: ToolCallOutcome = { status: "error", errorType: "internal" };
-        try {
-          const { value, outcome: o } = await handler();
-          outcome = o;
-          return value;
-        } catch (error) {
-          span.recordException(error instanceof Error ? error : String(error));
-          // A protocol error (an unknown tool) is the caller's mistake, not ours.
-          if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
-            outcome = { status: "error", errorType: "invalid_argument" };
-          }
-          throw error;
-        } finally {
-          if (outcome.sessionId) span.setAttribute(ATTR_SESSION_ID, outcome.sessionId);
-          if (outcome.component) span.setAttribute(ATTR_SHELL_COMPONENT_NAME, outcome.component);
-          span.setAttribute(ATTR_SHELL_TOOL_STATUS, outcome.status);
-          if (outcome.errorType) {
-            span.setAttribute(ATTR_ERROR_TYPE, outcome.errorType);
-            if (outcome.status === "error") span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.errorType });
-          }
-          span.end();
-          this.#duration.record((performance.now() - started) / 1000, {
-            [ATTR_MCP_METHOD_NAME]: METHOD_TOOLS_CALL,
-            [ATTR_GEN_AI_TOOL_NAME]: facts.tool,
-            [ATTR_SHELL_TOOL_STATUS]: outcome.status,
-            ...(outcome.errorType ? { [ATTR_ERROR_TYPE]: outcome.errorType } : {}),
-          });
-        }
-      },
+      contextFromMeta(facts.meta),
+      (span: Span) => this.#measured(facts, span, handler),
     );
+  }
+
+  /** Runs `handler`, records its duration and outcome, and puts the outcome on `span` if there is one. */
+  async #measured<T>(
+    facts: ToolCallFacts,
+    span: Span | undefined,
+    handler: () => Promise<{ value: T; outcome: ToolCallOutcome }>,
+  ): Promise<T> {
+    const started = performance.now();
+    let outcome: ToolCallOutcome = { status: "error", errorType: "internal" };
+    try {
+      const { value, outcome: o } = await handler();
+      outcome = o;
+      return value;
+    } catch (error) {
+      span?.recordException(error instanceof Error ? error : String(error));
+      // A protocol error (an unknown tool) is the caller's mistake, not ours.
+      if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
+        outcome = { status: "error", errorType: "invalid_argument" };
+      }
+      throw error;
+    } finally {
+      if (span !== undefined) {
+        if (outcome.sessionId) span.setAttribute(ATTR_SESSION_ID, outcome.sessionId);
+        if (outcome.component) span.setAttribute(ATTR_SHELL_COMPONENT_NAME, outcome.component);
+        span.setAttribute(ATTR_SHELL_TOOL_STATUS, outcome.status);
+        if (outcome.errorType) {
+          span.setAttribute(ATTR_ERROR_TYPE, outcome.errorType);
+          if (outcome.status === "error") span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.errorType });
+        }
+        span.end();
+      }
+      this.#duration.record((performance.now() - started) / 1000, {
+        [ATTR_MCP_METHOD_NAME]: METHOD_TOOLS_CALL,
+        [ATTR_GEN_AI_TOOL_NAME]: facts.tool,
+        [ATTR_SHELL_TOOL_STATUS]: outcome.status,
+        ...(outcome.errorType ? { [ATTR_ERROR_TYPE]: outcome.errorType } : {}),
+      });
+    }
   }
 
   /** A component name as a label value: the first MAX_COMPONENT_LABELS seen keep their name. */

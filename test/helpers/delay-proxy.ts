@@ -13,7 +13,27 @@ export interface DelayProxy {
   delayMs: number;
   /** The most requests it held at once so far (how many calls a client had in flight together). */
   readonly peakInFlight: number;
+  /** Each `tools/call` answered so far: the tool's name and when the request came and its answer left (ms). */
+  readonly toolCalls: readonly ToolCall[];
   close(): Promise<void>;
+}
+
+export interface ToolCall {
+  tool: string;
+  start: number;
+  end: number;
+}
+
+/** The tool a JSON-RPC `tools/call` request body names, if it is one. */
+function toolOf(body: Buffer): string | undefined {
+  try {
+    const message = JSON.parse(body.toString("utf8")) as { method?: unknown; params?: { name?: unknown } };
+    return message.method === "tools/call" && typeof message.params?.name === "string"
+      ? message.params.name
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function startDelayProxy(target: string, delayMs: number): Promise<DelayProxy> {
@@ -21,11 +41,17 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
   const timers = new Set<NodeJS.Timeout>();
   let inFlight = 0;
   let peakInFlight = 0;
+  const toolCalls: ToolCall[] = [];
   const server = createServer((req, res) => {
+    const start = performance.now();
+    const body: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => body.push(chunk));
     inFlight++;
     peakInFlight = Math.max(peakInFlight, inFlight);
     res.on("close", () => {
       inFlight--;
+      const tool = toolOf(Buffer.concat(body));
+      if (tool !== undefined) toolCalls.push({ tool, start, end: performance.now() });
     });
     const forward = request(
       {
@@ -59,6 +85,7 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
     get peakInFlight() {
       return peakInFlight;
     },
+    toolCalls,
     close: () =>
       new Promise<void>((resolve) => {
         for (const timer of timers) clearTimeout(timer);

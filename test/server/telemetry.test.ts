@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { SessionStartResult } from "../../src/contract/schemas.ts";
-import { connectHttp, connectStdio, startPayload, tokenFor } from "../helpers/mcp-client.ts";
+import { connectHttp, connectStdio, endPayload, startPayload, tokenFor } from "../helpers/mcp-client.ts";
 import { type OtlpReceiver, type ReceivedMetric, startOtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { startTracker, type TrackerProcess } from "../helpers/tracker.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -63,6 +63,34 @@ describe("the tracker's own telemetry", () => {
       },
     );
     assert.equal(span.resource["service.name"], "shell-sessions-tracker");
+  });
+
+  test("a heartbeat is measured, not traced: no span, a point in the duration histogram", async (t) => {
+    const client = await connectHttp(tracker.url, { token: await tokenFor(tracker.secret as string, "mahavishnu") });
+    t.after(() => client.close());
+    const caller = traceparent();
+    const start = await client.call("track_session_start", startPayload(), { traceparent: caller.header });
+    const sessionId = SessionStartResult.parse(start.result).session_id as string;
+    const beat = await client.call(
+      "heartbeat_session",
+      { session_id: sessionId, timestamp: new Date().toISOString(), event_type: "heartbeat" },
+      { traceparent: caller.header },
+    );
+    assert.equal(beat.result.status, "alive");
+    await client.call("track_session_end", endPayload(sessionId), { traceparent: caller.header });
+    // Spans are exported in the order they end: the heartbeat's, had there been one, comes before this.
+    await receiver.waitForSpan((s) => s.traceId === caller.traceId && s.name === "tools/call track_session_end");
+    const inTrace = receiver.spans.filter((s) => s.traceId === caller.traceId).map((s) => s.name);
+    assert.deepEqual(inTrace.sort(), ["tools/call track_session_end", "tools/call track_session_start"]);
+    await receiver.waitForMetric(
+      "mcp.server.operation.duration",
+      (m) =>
+        m.resource["process.pid"] === tracker.pid &&
+        m.dataPoints.some(
+          (p) =>
+            p.attributes["gen_ai.tool.name"] === "heartbeat_session" && p.attributes["shell.tool.status"] === "alive",
+        ),
+    );
   });
 
   test("a failed call's span carries error.type and an error status, and no token reaches the telemetry", async (t) => {
