@@ -10,12 +10,7 @@
 
 // ---- OpenTelemetry semantic conventions (stable and incubating) ----
 export const ATTR_SESSION_ID = "session.id";
-export const ATTR_PROCESS_PID = "process.pid";
-export const ATTR_PROCESS_RUNTIME_NAME = "process.runtime.name";
-export const ATTR_PROCESS_RUNTIME_VERSION = "process.runtime.version";
 export const ATTR_PROCESS_INTERACTIVE = "process.interactive";
-export const ATTR_HOST_NAME = "host.name";
-export const ATTR_USER_NAME = "user.name";
 export const ATTR_ERROR_TYPE = "error.type";
 // The MCP and GenAI names: `@opentelemetry/semantic-conventions` 1.45 marks them deprecated only
 // because they moved, unchanged, to the OpenTelemetry GenAI semantic conventions repository.

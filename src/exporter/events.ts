@@ -22,11 +22,7 @@ import {
 } from "../contract/index.ts";
 import type { EndLine, StartLine } from "../journal/records.ts";
 import {
-  ATTR_HOST_NAME,
   ATTR_PROCESS_INTERACTIVE,
-  ATTR_PROCESS_PID,
-  ATTR_PROCESS_RUNTIME_NAME,
-  ATTR_PROCESS_RUNTIME_VERSION,
   ATTR_SESSION_ID,
   ATTR_SHELL_ADAPTERS,
   ATTR_SHELL_COMPONENT_NAME,
@@ -36,7 +32,6 @@ import {
   ATTR_SHELL_EXIT_REASON,
   ATTR_SHELL_SESSION_DURATION,
   ATTR_SHELL_TYPE,
-  ATTR_USER_NAME,
 } from "../semconv.ts";
 
 /** An end payload before the tracker's session id is known. */
@@ -109,16 +104,17 @@ export function startPayload(span: ReadableSpan, eventId: string, host: HostFact
     componentName: componentOf(span),
     shellType: str(a, ATTR_SHELL_TYPE),
     timestamp: hrTimeToMilliseconds(span.startTime),
-    pid: num(a, ATTR_PROCESS_PID) ?? process.pid,
-    username: host.username ?? str(a, ATTR_USER_NAME),
+    // Facts of this process: the span is always this process's own, and carries none of them.
+    pid: process.pid,
+    username: host.username,
     home: host.home,
-    hostname: str(a, ATTR_HOST_NAME) ?? host.hostname,
+    hostname: host.hostname,
     platform: host.platform,
     cwd: host.cwd,
     metadata: {
       ...correlation(span),
-      runtime: str(a, ATTR_PROCESS_RUNTIME_NAME) ?? "nodejs",
-      runtime_version: str(a, ATTR_PROCESS_RUNTIME_VERSION) ?? process.versions.node,
+      runtime: "nodejs",
+      runtime_version: process.versions.node,
       ...(str(a, ATTR_SHELL_COMPONENT_VERSION) !== undefined
         ? { component_version: str(a, ATTR_SHELL_COMPONENT_VERSION) }
         : {}),

@@ -4,11 +4,7 @@
  */
 export {
   ATTR_ERROR_TYPE,
-  ATTR_HOST_NAME,
   ATTR_PROCESS_INTERACTIVE,
-  ATTR_PROCESS_PID,
-  ATTR_PROCESS_RUNTIME_NAME,
-  ATTR_PROCESS_RUNTIME_VERSION,
   ATTR_SESSION_ID,
   ATTR_SHELL_ADAPTERS,
   ATTR_SHELL_COMPONENT_NAME,
@@ -19,7 +15,6 @@ export {
   ATTR_SHELL_EXIT_REASON,
   ATTR_SHELL_SESSION_DURATION,
   ATTR_SHELL_TYPE,
-  ATTR_USER_NAME,
   METRIC_SHELL_SESSION_ACTIVE,
   METRIC_SHELL_SESSION_DURATION,
   METRIC_SHELL_SESSION_ENDED,
@@ -28,9 +23,6 @@ export {
   SPAN_NAME_EVAL,
   SPAN_NAME_SESSION,
 } from "../semconv.ts";
-
-/** Value of `process.runtime.name` for Node.js, as the semantic conventions spell it. */
-export const PROCESS_RUNTIME_NAME_NODEJS = "nodejs";
 
 /** 1-based position of an input within its session, on `shell.eval` spans. */
 export const ATTR_SHELL_EVAL_INDEX = "shell.eval.index";

@@ -3,7 +3,6 @@
  * `shell.eval` child spans, its metrics, and what the shell itself shows of
  * it (the banner and the `session` object).
  */
-import { hostname, userInfo } from "node:os";
 import { isatty } from "node:tty";
 import {
   type Attributes,
@@ -26,11 +25,7 @@ import type { SessionMetrics } from "./metrics.ts";
 import { applyRedactor, defaultRedact } from "./redact.ts";
 import {
   ATTR_ERROR_TYPE,
-  ATTR_HOST_NAME,
   ATTR_PROCESS_INTERACTIVE,
-  ATTR_PROCESS_PID,
-  ATTR_PROCESS_RUNTIME_NAME,
-  ATTR_PROCESS_RUNTIME_VERSION,
   ATTR_SESSION_ID,
   ATTR_SHELL_ADAPTERS,
   ATTR_SHELL_COMPONENT_NAME,
@@ -42,9 +37,7 @@ import {
   ATTR_SHELL_EXIT_REASON,
   ATTR_SHELL_SESSION_DURATION,
   ATTR_SHELL_TYPE,
-  ATTR_USER_NAME,
   DEFAULT_CONTEXT_NAME,
-  PROCESS_RUNTIME_NAME_NODEJS,
   SPAN_NAME_EVAL,
   SPAN_NAME_SESSION,
 } from "./semconv.ts";
@@ -79,15 +72,6 @@ export function errorType(error: unknown): string {
   return typeof error;
 }
 
-function userName(): string | undefined {
-  try {
-    return userInfo().username;
-  } catch {
-    // No passwd entry for this uid (e.g. some containers): leave the attribute out.
-    return undefined;
-  }
-}
-
 export class SessionSpan implements SessionObserver {
   readonly span: Span;
   readonly traceId: string;
@@ -105,17 +89,13 @@ export class SessionSpan implements SessionObserver {
     this.#deps = deps;
     session.applyConfig(deps.config);
     const shell = session.shell;
+    // Session facts only: the host, the process and its owner are the resource's (the SDK's detectors
+    // put them there, and `OTEL_NODE_RESOURCE_DETECTORS` decides which), not copied onto every span.
     const attributes: Attributes = {
       [ATTR_SESSION_ID]: session.id,
-      [ATTR_PROCESS_PID]: process.pid,
-      [ATTR_PROCESS_RUNTIME_NAME]: PROCESS_RUNTIME_NAME_NODEJS,
-      [ATTR_PROCESS_RUNTIME_VERSION]: process.versions.node,
       [ATTR_PROCESS_INTERACTIVE]: isatty(0),
-      [ATTR_HOST_NAME]: hostname(),
       ...shellAttributes(shell),
     };
-    const user = userName();
-    if (user !== undefined) attributes[ATTR_USER_NAME] = user;
 
     // A session is its own trace, even when the shell is opened from code running inside another span.
     this.span = deps.tracer.startSpan(

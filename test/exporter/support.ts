@@ -97,12 +97,7 @@ export function startSession(provider: TracerProvider, options: SessionOptions =
     {
       attributes: {
         [semconv.ATTR_SESSION_ID]: randomUUID(),
-        [semconv.ATTR_PROCESS_PID]: process.pid,
-        [semconv.ATTR_PROCESS_RUNTIME_NAME]: "nodejs",
-        [semconv.ATTR_PROCESS_RUNTIME_VERSION]: process.versions.node,
         [semconv.ATTR_PROCESS_INTERACTIVE]: true,
-        [semconv.ATTR_HOST_NAME]: "test-host",
-        [semconv.ATTR_USER_NAME]: "tester",
         [semconv.ATTR_SHELL_COMPONENT_NAME]: options.component ?? "mahavishnu",
         [semconv.ATTR_SHELL_TYPE]: options.shellType ?? "MahavishnuShell",
         [semconv.ATTR_SHELL_COMPONENT_VERSION]: "1.2.3",
