@@ -59,6 +59,7 @@ export const METRIC_SHELL_SESSION_ENDED = "shell.session.ended";
 export const METRIC_SHELL_EMISSION_DURATION = "shell.emission.duration";
 export const METRIC_SHELL_EMISSIONS = "shell.emissions";
 export const METRIC_SHELL_EXPORTER_CIRCUIT_STATE = "shell.exporter.circuit.state";
+export const ATTR_SHELL_CIRCUIT_STATE = "shell.circuit.state";
 export const METRIC_SHELL_SPOOL_DEPTH = "shell.spool.depth";
 export const METRIC_SHELL_SPOOL_LOST = "shell.spool.lost";
 
@@ -81,7 +82,8 @@ export const EMISSION_OUTCOMES = [
 export type EmissionOutcome = (typeof EMISSION_OUTCOMES)[number];
 
 /** Values of METRIC_SHELL_EXPORTER_CIRCUIT_STATE. */
-export const CIRCUIT_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
+/** Values of ATTR_SHELL_CIRCUIT_STATE: one series each on METRIC_SHELL_EXPORTER_CIRCUIT_STATE, 1 for the current state. */
+export const CIRCUIT_STATES = ["closed", "half_open", "open"] as const;
 
 /** Instrumentation scope name for every tracer and meter of this package. */
 export const SCOPE_NAME = "otel-shell-sessions";

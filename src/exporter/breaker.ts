@@ -16,10 +16,10 @@
  */
 import { EventEmitter } from "node:events";
 import CircuitBreaker from "opossum";
-import type { CIRCUIT_STATE_VALUE } from "../semconv.ts";
+import type { CIRCUIT_STATES } from "../semconv.ts";
 import { classifyError } from "./errors.ts";
 
-export type CircuitState = keyof typeof CIRCUIT_STATE_VALUE;
+export type CircuitState = (typeof CIRCUIT_STATES)[number];
 
 export interface BreakerOptions {
   /** Consecutive failures that open the circuit. */

@@ -14,9 +14,10 @@ import {
   ATTR_MCP_METHOD_NAME,
   ATTR_OTEL_COMPONENT_NAME,
   ATTR_OTEL_COMPONENT_TYPE,
+  ATTR_SHELL_CIRCUIT_STATE,
   ATTR_SHELL_EMISSION_OUTCOME,
   ATTR_SHELL_EVENT_TYPE,
-  CIRCUIT_STATE_VALUE,
+  CIRCUIT_STATES,
   type EmissionOutcome,
   METRIC_MCP_CLIENT_OPERATION_DURATION,
   METRIC_OTEL_SDK_EXPORTER_OPERATION_DURATION,
@@ -76,11 +77,19 @@ export class DeliveryMetrics {
     const provider = this.#fixedProvider ?? metrics.getMeterProvider();
     if (this.#instruments?.provider === provider) return this.#instruments;
     const meter = provider.getMeter(SCOPE_NAME, CLIENT_INFO.version);
+    // One series per state, 1 for the current one (as semconv's `hw.status`): an enum coded as a number
+    // would average and sum into nonsense, and its meaning would live only in a description.
     const circuit = meter.createObservableGauge(METRIC_SHELL_EXPORTER_CIRCUIT_STATE, {
-      description: "State of the circuit breaker around tracker calls: 0 closed, 1 half-open, 2 open",
+      description:
+        "State of the circuit breaker around tracker calls: 1 on the series of the current shell.circuit.state, 0 on the others",
       unit: "1",
     });
-    circuit.addCallback((result) => result.observe(CIRCUIT_STATE_VALUE[this.#sources.circuitState()], this.#component));
+    circuit.addCallback((result) => {
+      const current = this.#sources.circuitState();
+      for (const state of CIRCUIT_STATES) {
+        result.observe(state === current ? 1 : 0, { ...this.#component, [ATTR_SHELL_CIRCUIT_STATE]: state });
+      }
+    });
     const depth = meter.createObservableGauge(METRIC_SHELL_SPOOL_DEPTH, {
       description: "Session events waiting in the local spool for delivery",
       unit: "{event}",

@@ -6,7 +6,11 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import type { SessionRecord } from "../../src/contract/index.ts";
-import { METRIC_SHELL_EXPORTER_CIRCUIT_STATE, METRIC_SHELL_SPOOL_DEPTH } from "../../src/semconv.ts";
+import {
+  ATTR_SHELL_CIRCUIT_STATE,
+  METRIC_SHELL_EXPORTER_CIRCUIT_STATE,
+  METRIC_SHELL_SPOOL_DEPTH,
+} from "../../src/semconv.ts";
 import { runCli, startTracker, type TrackerProcess } from "../helpers/tracker.ts";
 import {
   deliveryEnv,
@@ -216,14 +220,20 @@ test("breaker: after 3 consecutive failures calls are short-circuited (counted);
   const first = startSession(h.provider);
   await waitFor("the first start to be short-circuited", async () => (await shortCircuited()) === 1);
   assert.equal(failedCalls(), 3, "three real calls failed, then the circuit opened");
-  assert.equal(await metrics.value(METRIC_SHELL_EXPORTER_CIRCUIT_STATE), 2, "circuit state gauge: open");
+  const circuit = async (state: string) =>
+    metrics.value(METRIC_SHELL_EXPORTER_CIRCUIT_STATE, { [ATTR_SHELL_CIRCUIT_STATE]: state });
+  assert.deepEqual(
+    [await circuit("closed"), await circuit("half_open"), await circuit("open")],
+    [0, 0, 1],
+    "circuit state gauge: open",
+  );
   const second = startSession(h.provider);
   await waitFor("the second start to be short-circuited", async () => (await shortCircuited()) === 2);
   assert.equal(failedCalls(), 3, "an open circuit makes no call");
   assert.equal(await metrics.value(METRIC_SHELL_SPOOL_DEPTH), 2, "both starts wait in the spool");
 
   await startAgain(tracker);
-  await waitFor("the circuit to close", async () => (await metrics.value(METRIC_SHELL_EXPORTER_CIRCUIT_STATE)) === 0);
+  await waitFor("the circuit to close", async () => (await circuit("closed")) === 1 && (await circuit("open")) === 0);
   for (const span of [first, second]) {
     await trackerSessionId(span);
     endSession(span);

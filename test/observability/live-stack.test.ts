@@ -219,9 +219,11 @@ describe("OTLP/HTTP export of the register entry", () => {
     assert.equal(span.attributes["shell.component.name"], COMPONENT_APP);
     assert.equal(span.attributes["shell.exit.reason"], "exit_command");
     assert.equal(typeof span.attributes["shell.session.duration"], "number");
-    assert.equal(typeof span.attributes["process.pid"], "number");
-    assert.equal(typeof span.attributes["host.name"], "string");
-    assert.equal(span.attributes["process.runtime.name"], "nodejs");
+    // Host and process facts come on the resource, from the SDK's detectors, not copied onto the span.
+    assert.equal(typeof span.resource["process.pid"], "number");
+    assert.equal(typeof span.resource["host.name"], "string");
+    assert.equal(span.resource["process.runtime.name"], "nodejs");
+    assert.equal(span.attributes["host.name"], undefined);
     assert.ok(span.endTimeUnixNano > span.startTimeUnixNano);
     assert.ok(otlp.requests.some((r) => r.path === "/v1/traces" && r.contentType === "application/x-protobuf"));
     assert.deepEqual(otlp.errors, []);

@@ -64,6 +64,15 @@ function series(name: string, labels: Record<string, string>): string {
     .join(",")}}`;
 }
 
+/** The circuit gauge's three series for a process whose state, minute by minute, is `states`. */
+function circuit(labels: Record<string, string>, states: string, suffix = ""): { series: string; values: string }[] {
+  const timeline = states.split(" ");
+  return ["closed", "half_open", "open"].map((state) => ({
+    series: series(`shell_exporter_circuit_state${suffix}`, { ...labels, shell_circuit_state: state }),
+    values: timeline.map((s) => (s === state ? "1" : "0")).join(" "),
+  }));
+}
+
 const unitTests = [
   {
     name: "a new process whose first lost event makes the counter appear at 1",
@@ -101,16 +110,16 @@ const unitTests = [
     name: "a tracker that stays down keeps the circuit opening; a healthy one does not",
     interval: "1m",
     input_series: [
-      // Open, then half-open between probes, reopened at every probe.
-      { series: series("shell_exporter_circuit_state", SHELL), values: "0 2 1 1 2 1 1 2 1 1 2 1 1 2 1 1" },
-      { series: series("shell_exporter_circuit_state", { ...SHELL, instance: "host-b:9464" }), values: "0x15" },
+      // One series per state, 1 on the current one. Open, then half-open between probes, reopened at every probe.
+      ...circuit(
+        SHELL,
+        "closed open half_open half_open open half_open half_open open half_open half_open open half_open half_open open half_open half_open",
+      ),
+      ...circuit({ ...SHELL, instance: "host-b:9464" }, Array(16).fill("closed").join(" ")),
       // Opened once, then closed again: a blip.
-      { series: series("shell_exporter_circuit_state", { ...SHELL, instance: "host-c:9464" }), values: "0 2 1 0x13" },
+      ...circuit({ ...SHELL, instance: "host-c:9464" }, `closed open half_open ${Array(13).fill("closed").join(" ")}`),
       // Through a Collector, which names the unit-"1" gauge …_ratio: stays open.
-      {
-        series: series("shell_exporter_circuit_state_ratio", { job: "otel-collector", instance: "3f2c" }),
-        values: "2x15",
-      },
+      ...circuit({ job: "otel-collector", instance: "3f2c" }, Array(16).fill("open").join(" "), "_ratio"),
     ],
     alert_rule_test: [
       { eval_time: "3m", alertname: "ShellSessionTrackerCircuitOpen", exp_alerts: [] },
@@ -118,8 +127,8 @@ const unitTests = [
         eval_time: "12m",
         alertname: "ShellSessionTrackerCircuitOpen",
         exp_alerts: expected("ShellSessionTrackerCircuitOpen", [
-          { labels: SHELL, value: 2 },
-          { labels: { job: "otel-collector", instance: "3f2c" }, value: 2 },
+          { labels: SHELL, value: 1 },
+          { labels: { job: "otel-collector", instance: "3f2c" }, value: 1 },
         ]),
       },
     ],
