@@ -39,6 +39,7 @@ import {
   ATTR_SHELL_COMPONENT_NAME,
   ATTR_SHELL_EXIT_REASON,
   ATTR_SHELL_TOOL_STATUS,
+  ATTR_SHELL_TRACKER_SESSION_ID,
   METRIC_MCP_SERVER_OPERATION_DURATION,
   METRIC_SHELL_TRACKER_SESSIONS_ABANDONED,
   METRIC_SHELL_TRACKER_SESSIONS_ACTIVE,
@@ -105,7 +106,13 @@ export interface ToolCallOutcome {
   status: string;
   /** Set for results that are failures (status error or not_found): the error code. */
   errorType?: string | undefined;
+  /** The tracker's id (`sess_…`): `shell.tracker.session_id` on the span. */
   sessionId?: string | null | undefined;
+  /**
+   * The shell's own id, from the start's metadata: `session.id` on the span,
+   * as on the shell's session span, so `session.id` means one thing in a trace.
+   */
+  localSessionId?: string | undefined;
   component?: string | undefined;
 }
 
@@ -191,7 +198,8 @@ export class ServerTelemetry {
       throw error;
     } finally {
       if (span !== undefined) {
-        if (outcome.sessionId) span.setAttribute(ATTR_SESSION_ID, outcome.sessionId);
+        if (outcome.sessionId) span.setAttribute(ATTR_SHELL_TRACKER_SESSION_ID, outcome.sessionId);
+        if (outcome.localSessionId) span.setAttribute(ATTR_SESSION_ID, outcome.localSessionId);
         if (outcome.component) span.setAttribute(ATTR_SHELL_COMPONENT_NAME, outcome.component);
         span.setAttribute(ATTR_SHELL_TOOL_STATUS, outcome.status);
         if (outcome.errorType) {

@@ -23,7 +23,7 @@ import {
 } from "../contract/tools.ts";
 import { version as packageVersion } from "../package-info.ts";
 import { StoreTimeoutError, storeFailure, withinTimeout } from "../store/failures.ts";
-import { assertNotAhead } from "../store/records.ts";
+import { assertNotAhead, localSessionIdOf } from "../store/records.ts";
 import type { SessionStore } from "../store/types.ts";
 import { authenticate, type CallCredentials, requireComponent, requireScope } from "./auth.ts";
 import { HealthProbe } from "./health.ts";
@@ -76,6 +76,15 @@ export function isToolName(name: string): name is ToolName {
 
 function argumentsObject(args: unknown): Record<string, unknown> {
   return args !== null && typeof args === "object" && !Array.isArray(args) ? (args as Record<string, unknown>) : {};
+}
+
+/** What a call's span and metrics say of the session it touched. */
+function sessionFacts(session: SessionRecord): Pick<ToolCallOutcome, "sessionId" | "localSessionId" | "component"> {
+  return {
+    sessionId: session.session_id,
+    localSessionId: localSessionIdOf(session.metadata) ?? undefined,
+    component: session.component_name,
+  };
 }
 
 function notFound(tool: ToolName, sessionId: string): ToolAnswer {
@@ -222,7 +231,7 @@ export class TrackerTools {
     if (created) this.#deps.telemetry.sessionStarted(session.component_name);
     return {
       result: { session_id: session.session_id, status: "tracked", ...(created ? {} : { replayed: true }) },
-      outcome: { status: "tracked", sessionId: session.session_id, component: session.component_name },
+      outcome: { status: "tracked", ...sessionFacts(session) },
     };
   }
 
@@ -253,7 +262,7 @@ export class TrackerTools {
         status: "ended",
         ...(session.duration_seconds !== null ? { duration_seconds: session.duration_seconds } : {}),
       },
-      outcome: { status: "ended", sessionId: session.session_id, component: session.component_name },
+      outcome: { status: "ended", ...sessionFacts(session) },
     };
   }
 
@@ -267,7 +276,7 @@ export class TrackerTools {
     const outcome = await this.#deps.store.recordHeartbeat(event, receivedAt);
     if (outcome.status === "not_found") return notFound(TOOL_NAMES.heartbeat, event.session_id);
     const { session } = outcome;
-    const answerOutcome = { sessionId: session.session_id, component: session.component_name };
+    const answerOutcome = sessionFacts(session);
     if (outcome.status === "ended") {
       return {
         result: { session_id: session.session_id, status: "ended" },
@@ -306,7 +315,7 @@ export class TrackerTools {
     if (!session) return notFound(TOOL_NAMES.get, query.session_id);
     return {
       result: { status: "ok", session },
-      outcome: { status: "ok", sessionId: session.session_id, component: session.component_name },
+      outcome: { status: "ok", ...sessionFacts(session) },
     };
   }
 }

@@ -240,6 +240,9 @@ describe("OTLP/HTTP export of the register entry", () => {
     assert.equal(served.kind, 2);
     assert.equal(served.resource["service.name"], "shell-sessions-tracker");
     assert.equal(served.attributes["gen_ai.tool.name"], "track_session_start");
+    // One meaning of session.id in the trace: the shell's own id, the one its banner showed.
+    assert.equal(served.attributes["session.id"], exitCommand.sessionId);
+    assert.match(String(served.attributes["shell.tracker.session_id"]), /^sess_/);
   });
 
   it("sends the session metrics with their units", async () => {

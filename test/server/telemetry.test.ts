@@ -4,7 +4,7 @@
  * joining the caller's trace from `params._meta`, and the tracker's metrics.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { SessionStartResult } from "../../src/contract/schemas.ts";
 import { connectHttp, connectStdio, endPayload, startPayload, tokenFor } from "../helpers/mcp-client.ts";
@@ -37,7 +37,12 @@ describe("the tracker's own telemetry", () => {
     const client = await connectHttp(tracker.url, { token: await tokenFor(tracker.secret as string, "mahavishnu") });
     t.after(() => client.close());
     const caller = traceparent();
-    const start = await client.call("track_session_start", startPayload(), { traceparent: caller.header });
+    const localId = randomUUID();
+    const start = await client.call(
+      "track_session_start",
+      startPayload({ metadata: { local_session_id: localId, trace_id: caller.traceId } }),
+      { traceparent: caller.header },
+    );
     const sessionId = SessionStartResult.parse(start.result).session_id;
 
     const span = await receiver.waitForSpan(
@@ -57,7 +62,9 @@ describe("the tracker's own telemetry", () => {
         "jsonrpc.request.id": "string",
         "network.transport": "tcp",
         "mcp.protocol.version": "2025-11-25",
-        "session.id": sessionId,
+        // session.id is the shell's own id, as on the shell's session span; the tracker's has its own name.
+        "session.id": localId,
+        "shell.tracker.session_id": sessionId,
         "shell.component.name": "mahavishnu",
         "shell.tool.status": "tracked",
       },
