@@ -255,7 +255,13 @@ const RUNNERS: Runner[] = [
     pattern: /^PKG=(node_modules\/otel-shell-sessions)$/,
     run: async ({ world, match }) => {
       await installProject(world);
-      for (const file of ["otel-collector.yaml", "prometheus-rules.yaml", "dashboards/shell-sessions.json"]) {
+      for (const file of [
+        "otel-collector.yaml",
+        "otel-collector-agent.yaml",
+        "otel-collector-gateway.yaml",
+        "prometheus-rules.yaml",
+        "dashboards/shell-sessions.json",
+      ]) {
         assert.ok(world.exists(world.project, match[1] ?? "", file), `$PKG/${file}`);
       }
     },

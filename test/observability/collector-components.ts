@@ -15,15 +15,23 @@
  *   [memory-limiter]  opentelemetry-collector internal/memorylimiter/config.go
  *   [batch]           opentelemetry-collector processor/batchprocessor/config.go
  *   [otlp-exporter]   opentelemetry-collector exporter/otlpexporter/config.go and metadata.yaml
- *                     (type "otlp"; TimeoutConfig squashed as `timeout`, sending_queue,
- *                     retry_on_failure, ClientConfig squashed)
+ *                     (type "otlp_grpc" since PR #14403, `otlp` a deprecated alias; TimeoutConfig
+ *                     squashed as `timeout`, sending_queue, retry_on_failure, ClientConfig squashed)
+ *   [queue]           opentelemetry-collector exporter/exporterhelper/README.md, "Sending Queue"
+ *                     and "Sending queue batch settings" (batch.flush_timeout/min_size/max_size/sizer)
  *   [retry]           opentelemetry-collector config/configretry/backoff.go (BackOffConfig)
  *   [debug]           opentelemetry-collector exporter/debugexporter/config.go
  *   [prometheus]      opentelemetry-collector-contrib exporter/prometheusexporter/config.go
+ *                     (translation_strategy and its four values; add_metric_suffixes deprecated)
  *   [prw]             opentelemetry-collector-contrib exporter/prometheusremotewriteexporter/config.go
+ *                     (type "prometheus_remote_write" since PR #48705, the old name a deprecated alias)
  *   [loadbalancing]   opentelemetry-collector-contrib exporter/loadbalancingexporter/config.go and README.md
- *                     (routing_key, protocol.otlp = an OTLP exporter config without endpoint,
+ *                     (type "load_balancing" since PR #48533, the old name a deprecated alias;
+ *                     routing_key, protocol.otlp = an OTLP exporter config without endpoint,
  *                     resolver.static|dns|k8s)
+ *   [bearer]          opentelemetry-collector-contrib extension/bearertokenauthextension/config.go
+ *                     and metadata.yaml (type "bearertokenauth"; header, scheme, token, tokens,
+ *                     filename; Validate: one of token, tokens or filename, not token and tokens)
  *   [health-check]    opentelemetry-collector-contrib extension/healthcheckextension/config.go
  *   [service]         opentelemetry-collector service/pipelines/config.go and the "Internal
  *                     telemetry" page of opentelemetry.io/docs/collector (telemetry.logs.level,
@@ -162,6 +170,13 @@ const sendingQueue: Settings = {
   block_on_overflow: "bool",
   sizer: { oneOf: ["requests", "items", "bytes"] },
   storage: "string",
+  batch: {
+    flush_timeout: "duration",
+    min_size: "uint",
+    max_size: "uint",
+    sizer: { oneOf: ["requests", "items", "bytes"] },
+  },
+  concurrency_controller: "string",
 };
 
 const otlpExporter: Settings = {
@@ -216,9 +231,17 @@ export const PROCESSORS: Record<string, Component> = {
   },
 };
 
+/** Exporter types renamed to lower_snake_case: the old names still load, as deprecated aliases. */
+export const DEPRECATED_TYPES: Record<string, string> = {
+  otlp: "otlp_grpc",
+  otlphttp: "otlp_http",
+  loadbalancing: "load_balancing",
+  prometheusremotewrite: "prometheus_remote_write",
+};
+
 export const EXPORTERS: Record<string, Component> = {
-  otlp: {
-    source: "[otlp-exporter] [grpc] [tls] [retry]",
+  otlp_grpc: {
+    source: "[otlp-exporter] [grpc] [tls] [retry] [queue]",
     signals: ["traces", "metrics", "logs"],
     distribution: "core",
     settings: otlpExporter,
@@ -248,9 +271,18 @@ export const EXPORTERS: Record<string, Component> = {
       resource_to_telemetry_conversion: { enabled: "bool" },
       enable_open_metrics: "bool",
       add_metric_suffixes: "bool",
+      translation_strategy: {
+        oneOf: [
+          "UnderscoreEscapingWithSuffixes",
+          "UnderscoreEscapingWithoutSuffixes",
+          "NoUTF8EscapingWithSuffixes",
+          "NoTranslation",
+        ],
+      },
+      sending_queue: sendingQueue,
     },
   },
-  prometheusremotewrite: {
+  prometheus_remote_write: {
     source: "[prw] [retry]",
     signals: ["metrics"],
     distribution: "contrib",
@@ -270,7 +302,7 @@ export const EXPORTERS: Record<string, Component> = {
       add_metric_suffixes: "bool",
     },
   },
-  loadbalancing: {
+  load_balancing: {
     source: "[loadbalancing] [otlp-exporter]",
     signals: ["traces", "logs"],
     distribution: "contrib",
@@ -287,6 +319,12 @@ export const EXPORTERS: Record<string, Component> = {
 };
 
 export const EXTENSIONS: Record<string, Component> = {
+  bearertokenauth: {
+    source: "[bearer]",
+    signals: [],
+    distribution: "contrib",
+    settings: { header: "string", scheme: "string", token: "string", tokens: "strings", filename: "string" },
+  },
   health_check: {
     source: "[health-check] [http]",
     signals: [],

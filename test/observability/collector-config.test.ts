@@ -1,20 +1,34 @@
 /**
- * otel-collector.yaml is checked against the settings the Collector's
- * components really accept (collector-components.ts, with the source of
- * each). There is no Collector binary to run `otelcol validate` with here:
- * the Collector is packaged neither for Debian nor for npm.
+ * otel-collector.yaml, and the agent and gateway overlays merged onto it as
+ * the Collector merges several `--config` files, are checked against the
+ * settings the Collector's components really accept (collector-components.ts,
+ * with the source of each). There is no Collector binary to run `otelcol
+ * validate` with here: the Collector is packaged neither for Debian nor for npm.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { distributionFor, envReferences, expandDefaults, validateCollectorConfig } from "./collector-validate.ts";
+import {
+  distributionFor,
+  envReferences,
+  expandDefaults,
+  mergeConfigs,
+  validateCollectorConfig,
+} from "./collector-validate.ts";
 
-const FILE = new URL("../../otel-collector.yaml", import.meta.url);
-const text = readFileSync(FILE, "utf8");
+const read = (name: string) => readFileSync(new URL(`../../${name}`, import.meta.url), "utf8");
+const text = read("otel-collector.yaml");
 // biome-ignore lint/suspicious/noExplicitAny: a parsed YAML document; the validator is what checks its shape
 type Yaml = any;
 const config: Yaml = parse(expandDefaults(text));
+
+/** An overlay merged onto otel-collector.yaml, with `env` standing for the variables that have no default. */
+function withOverlay(name: string, env: Record<string, string>): Yaml {
+  let overlay = read(name);
+  for (const [key, value] of Object.entries(env)) overlay = overlay.replaceAll(`\${env:${key}}`, value);
+  return mergeConfigs(config, parse(expandDefaults(overlay)));
+}
 
 function mutated(change: (c: Yaml) => void): string[] {
   const copy = structuredClone(config);
@@ -46,18 +60,36 @@ describe("otel-collector.yaml", () => {
     }
   });
 
-  it("protects and batches every pipeline: memory_limiter first, then batch", () => {
+  it("protects every pipeline with memory_limiter, and batches in the trace exporter's sending queue", () => {
     for (const [name, pipeline] of Object.entries<Yaml>(config.service.pipelines)) {
-      assert.deepEqual(pipeline.processors, ["memory_limiter", "batch"], name);
+      assert.deepEqual(pipeline.processors, ["memory_limiter"], name);
     }
+    assert.equal(config.processors.batch, undefined, "no batch processor: batching is the exporters'");
+    assert.deepEqual(config.exporters["otlp_grpc/traces"].sending_queue.batch, {
+      flush_timeout: "5s",
+      min_size: 1024,
+      max_size: 2048,
+    });
   });
 
-  it("sends traces over OTLP and serves metrics for Prometheus", () => {
+  it("sends traces over OTLP and serves metrics for Prometheus, names said explicitly", () => {
     const { traces, metrics } = config.service.pipelines;
     assert.deepEqual(traces.receivers, ["otlp"]);
-    assert.deepEqual(traces.exporters, ["otlp/traces"]);
+    assert.deepEqual(traces.exporters, ["otlp_grpc/traces"]);
     assert.deepEqual(metrics.exporters, ["prometheus"]);
-    assert.ok(config.exporters.prometheusremotewrite, "remote write is offered as the alternative");
+    // The dashboards and alert rules read shell_emissions_total, *_bucket, *_ratio: classic names with suffixes.
+    assert.equal(config.exporters.prometheus.translation_strategy, "UnderscoreEscapingWithSuffixes");
+    assert.ok(config.exporters.prometheus_remote_write, "remote write is offered as the alternative");
+  });
+
+  it("uses current component names: a deprecated alias is found", () => {
+    const problems = mutated((c) => {
+      c.exporters["otlp/traces"] = c.exporters["otlp_grpc/traces"];
+    });
+    assert.ok(
+      problems.some((p) => p.includes('exporters.otlp/traces: "otlp" is a deprecated alias')),
+      `${problems}`,
+    );
   });
 
   it("keeps the debug exporter out of the pipelines, with a comment saying how to add it", () => {
@@ -65,36 +97,62 @@ describe("otel-collector.yaml", () => {
     for (const pipeline of Object.values<Yaml>(config.service.pipelines)) {
       assert.ok(!pipeline.exporters.includes("debug"));
     }
-    assert.match(text, /exporters: \[otlp\/traces\] #.*add debug/);
+    assert.match(text, /exporters: \[otlp_grpc\/traces\] #.*add debug/);
   });
 
-  it("has a gateway variant that balances traces by trace id", () => {
-    const lb = config.exporters.loadbalancing;
+  it("on every host of many, the agent overlay sends traces to the gateways by trace id, with the token", () => {
+    const agent = withOverlay("otel-collector-agent.yaml", { COLLECTOR_GATEWAY_TOKEN: "t0ken" });
+    assert.deepEqual(validateCollectorConfig(agent).problems, []);
+    assert.deepEqual(agent.service.pipelines.traces.exporters, ["load_balancing"]);
+    assert.deepEqual(agent.service.pipelines.metrics.exporters, ["prometheus"], "metrics stay on the host");
+    const lb = agent.exporters.load_balancing;
     assert.equal(lb.routing_key, "traceID");
     assert.ok(lb.resolver.dns.hostname);
     assert.equal(lb.protocol.otlp.endpoint, undefined, "the resolver supplies the endpoints");
-    assert.match(text, /exporters: \[otlp\/traces\] # gateway mode on the hosts: \[loadbalancing\]/);
-    // The variant must validate too: swap it into the traces pipeline.
-    assert.deepEqual(
-      mutated((c) => {
-        c.service.pipelines.traces.exporters = ["loadbalancing"];
-      }),
-      [],
-    );
+    assert.equal(agent.extensions[lb.protocol.otlp.auth.authenticator].token, "t0ken");
+    assert.deepEqual(agent.receivers.otlp.protocols.grpc.endpoint, "127.0.0.1:4317", "still loopback for the shells");
   });
 
-  it("turns into the gateway-mode agent with the edit docs/quick-start.md gives", () => {
-    const guide = readFileSync(new URL("../../docs/quick-start.md", import.meta.url), "utf8");
-    const script = /sed '(s\/.+?)' "\$PKG\/otel-collector\.yaml" > otel-agent\.yaml/.exec(guide)?.[1];
-    assert.ok(script, "docs/quick-start.md shows the sed command");
-    // s/PATTERN/REPLACEMENT/ with `\/` and `\[` escapes; PATTERN has no other regex syntax.
-    const [, pattern, replacement] = script.split(/(?<!\\)\//).map((part) => part.replace(/\\(.)/g, "$1"));
-    const agentText = text.replace(pattern as string, replacement as string);
-    assert.notEqual(agentText, text, "the edit changes the file");
-    const agent = parse(expandDefaults(agentText));
-    assert.deepEqual(agent.service.pipelines.traces.exporters, ["loadbalancing"]);
-    assert.deepEqual(agent.service.pipelines.metrics.exporters, ["prometheus"]);
-    assert.deepEqual(validateCollectorConfig(agent).problems, []);
+  it("the gateway overlay listens on a reachable address and refuses pushes without the token", () => {
+    const gateway = withOverlay("otel-collector-gateway.yaml", { COLLECTOR_GATEWAY_TOKEN: "t0ken" });
+    assert.deepEqual(validateCollectorConfig(gateway).problems, []);
+    const { grpc, http } = gateway.receivers.otlp.protocols;
+    assert.equal(grpc.endpoint, "0.0.0.0:4317");
+    assert.equal(http.endpoint, "0.0.0.0:4318");
+    for (const protocol of [grpc, http]) {
+      assert.equal(gateway.extensions[protocol.auth.authenticator].token, "t0ken");
+    }
+    assert.deepEqual(gateway.service.pipelines.traces.exporters, ["otlp_grpc/traces"]);
+  });
+
+  it("neither overlay runs without its token, and an authenticator must be started", () => {
+    for (const name of ["otel-collector-agent.yaml", "otel-collector-gateway.yaml"]) {
+      assert.match(read(name), /\$\{env:COLLECTOR_GATEWAY_TOKEN\}/, `${name} requires the token, with no default`);
+      const unset = withOverlay(name, { COLLECTOR_GATEWAY_TOKEN: "" });
+      assert.ok(
+        validateCollectorConfig(unset).problems.some((p) => p.endsWith("no bearer token provided")),
+        `${name} without a token`,
+      );
+      const unstarted = withOverlay(name, { COLLECTOR_GATEWAY_TOKEN: "t0ken" });
+      unstarted.service.extensions = ["health_check"];
+      assert.ok(
+        validateCollectorConfig(unstarted).problems.some((p) => p.includes("not listed in service.extensions")),
+        name,
+      );
+    }
+  });
+
+  it("docs/quick-start.md runs each mode as the base file plus its overlay", () => {
+    const guide = read("docs/quick-start.md");
+    for (const overlay of ["otel-collector-agent.yaml", "otel-collector-gateway.yaml"]) {
+      assert.match(
+        guide,
+        new RegExp(
+          `otelcol-contrib --config "\\$PKG/otel-collector\\.yaml" --config "\\$PKG/${overlay.replace(".", "\\.")}"`,
+        ),
+        overlay,
+      );
+    }
   });
 
   it("says which distribution runs it", () => {
@@ -136,19 +194,24 @@ describe("the Collector configuration check", () => {
   it("finds values the components' own validation refuses", () => {
     const problems = mutated((c) => {
       c.processors.memory_limiter.spike_limit_percentage = 90;
-      c.processors.batch.send_batch_max_size = 10;
-      c.processors.batch.timeout = "5 seconds";
+      c.processors.batch = { send_batch_size: 100, send_batch_max_size: 10, timeout: "5 seconds" };
       c.service.pipelines.traces.processors = ["batch", "memory_limiter"];
-      c.exporters["otlp/traces"].endpoint = "127.0.0.1";
-      c.exporters["otlp/traces"].retry_on_failure.max_elapsed_time = "10s";
+      const traces = c.exporters["otlp_grpc/traces"];
+      traces.endpoint = "127.0.0.1";
+      traces.retry_on_failure.max_elapsed_time = "10s";
+      traces.sending_queue.batch = { flush_timeout: "0s", min_size: 4096, max_size: 2048 };
+      traces.sending_queue.queue_size = 1000;
     });
     for (const expected of [
       "processors.memory_limiter.spike_limit_percentage: must be smaller",
       "processors.batch.send_batch_max_size: must be greater",
       "processors.batch.timeout: must be a Go duration",
       "memory_limiter must come first",
-      "exporters.otlp/traces.endpoint: must be host:port",
+      "exporters.otlp_grpc/traces.endpoint: must be host:port",
       "retry_on_failure.max_elapsed_time: must not be less than max_interval",
+      "sending_queue.batch.flush_timeout: must be a non-zero duration",
+      "sending_queue.batch.max_size: must be greater than or equal to min_size",
+      "sending_queue.batch.min_size: must not be greater than sending_queue.queue_size",
     ]) {
       assert.ok(
         problems.some((p) => p.includes(expected)),

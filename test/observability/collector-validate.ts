@@ -7,6 +7,7 @@
  */
 import {
   type Component,
+  DEPRECATED_TYPES,
   EXPORTERS,
   EXTENSIONS,
   type Leaf,
@@ -150,7 +151,7 @@ function checkRules(
     if (max > 0 && max < ((config.send_batch_size as number | undefined) ?? 0))
       problems.push(`${path}.send_batch_max_size: must be greater than or equal to send_batch_size`);
   }
-  if (kind === "exporters" && type === "otlp" && typeof config.endpoint !== "string")
+  if (kind === "exporters" && type === "otlp_grpc" && typeof config.endpoint !== "string")
     problems.push(`${path}.endpoint: required`);
   const retryConfig = config.retry_on_failure;
   if (kind === "exporters" && isObject(retryConfig) && retryConfig.enabled !== false) {
@@ -161,13 +162,43 @@ function checkRules(
         problems.push(`${path}.retry_on_failure.max_elapsed_time: must not be less than ${other}`);
     }
   }
-  if (kind === "exporters" && type === "loadbalancing") {
+  if (kind === "exporters" && type === "load_balancing") {
     const resolver = config.resolver;
     if (!isObject(resolver) || !(isObject(resolver.static) || isObject(resolver.dns) || isObject(resolver.k8s)))
       problems.push(`${path}.resolver: needs static, dns or k8s`);
   }
   if (kind === "extensions" && type === "health_check" && typeof config.endpoint !== "string")
     problems.push(`${path}.endpoint: required`);
+  if (kind === "extensions" && type === "bearertokenauth") {
+    const tokens = Array.isArray(config.tokens) ? config.tokens.length : 0;
+    if (!config.token && tokens === 0 && !config.filename) problems.push(`${path}: no bearer token provided`);
+    if (config.token && tokens > 0) problems.push(`${path}: either tokens or token should be provided, not both`);
+  }
+  const queue = kind === "exporters" ? sendingQueueOf(config) : undefined;
+  if (queue !== undefined && isObject(queue.batch)) {
+    const batch = queue.batch;
+    const flush = seconds(batch.flush_timeout);
+    if (batch.flush_timeout !== undefined && (flush === undefined || flush <= 0))
+      problems.push(`${path}.sending_queue.batch.flush_timeout: must be a non-zero duration`);
+    const min = (batch.min_size as number | undefined) ?? 8192;
+    const max = (batch.max_size as number | undefined) ?? 0;
+    if (max > 0 && max < min)
+      problems.push(`${path}.sending_queue.batch.max_size: must be greater than or equal to min_size`);
+    const queueSizer = (queue.sizer as string | undefined) ?? "requests";
+    const batchSizer = (batch.sizer as string | undefined) ?? queueSizer;
+    const queueSize = (queue.queue_size as number | undefined) ?? 1000;
+    if (batchSizer === queueSizer && min > queueSize)
+      problems.push(`${path}.sending_queue.batch.min_size: must not be greater than sending_queue.queue_size`);
+  }
+}
+
+/** An exporter's sending queue: its own, or that of the OTLP exporter a load-balancing exporter wraps. */
+function sendingQueueOf(config: Record<string, unknown>): Record<string, unknown> | undefined {
+  if (isObject(config.sending_queue)) return config.sending_queue;
+  const protocol = config.protocol;
+  if (isObject(protocol) && isObject(protocol.otlp) && isObject(protocol.otlp.sending_queue))
+    return protocol.otlp.sending_queue;
+  return undefined;
 }
 
 const SECTIONS: Record<string, Record<string, Component>> = {
@@ -206,6 +237,12 @@ export function validateCollectorConfig(doc: unknown): Validation {
     for (const [id, config] of Object.entries(entries)) {
       defined[section]?.push(id);
       const m = COMPONENT_ID.exec(id);
+      // The renames are of exporters: the `otlp` receiver keeps its name (it serves gRPC and HTTP).
+      const renamed = m && section === "exporters" ? DEPRECATED_TYPES[m[1] as string] : undefined;
+      if (renamed !== undefined) {
+        problems.push(`${section}.${id}: "${m?.[1]}" is a deprecated alias; the component is now "${renamed}"`);
+        continue;
+      }
       const component = m ? known[m[1] as string] : undefined;
       if (!m || component === undefined) {
         problems.push(`${section}.${id}: unknown component type (known here: ${Object.keys(known).join(", ")})`);
@@ -229,6 +266,12 @@ export function validateCollectorConfig(doc: unknown): Validation {
       problems.push(`service.extensions: ${String(ext)} is not defined under extensions`);
   }
   checkSettings("service.telemetry", SERVICE_TELEMETRY, service.telemetry, problems);
+  // An authenticator is an extension that must be defined and started (listed in service.extensions).
+  for (const { path, id } of authenticators(doc)) {
+    if (!defined.extensions?.includes(id)) problems.push(`${path}: ${id} is not defined under extensions`);
+    else if (!((service.extensions as unknown[] | undefined) ?? []).includes(id))
+      problems.push(`${path}: ${id} is not listed in service.extensions, so it never starts`);
+  }
 
   const pipelines = service.pipelines;
   if (!isObject(pipelines) || Object.keys(pipelines).length === 0) {
@@ -271,6 +314,37 @@ export function validateCollectorConfig(doc: unknown): Validation {
     }
   }
   return { problems, defined };
+}
+
+/** Every `auth.authenticator` under receivers and exporters, with where it is. */
+function authenticators(doc: Record<string, unknown>): { path: string; id: string }[] {
+  const found: { path: string; id: string }[] = [];
+  const walk = (path: string, value: unknown): void => {
+    if (!isObject(value)) return;
+    for (const [key, child] of Object.entries(value)) {
+      if (key === "auth" && isObject(child) && typeof child.authenticator === "string")
+        found.push({ path: `${path}.auth.authenticator`, id: child.authenticator });
+      else walk(`${path}.${key}`, child);
+    }
+  };
+  for (const section of ["receivers", "exporters"]) walk(section, doc[section]);
+  return found;
+}
+
+/**
+ * What the Collector runs when given several `--config` files: maps merge key
+ * by key, a later file's value wins, and lists are replaced whole (confmap's
+ * default merge).
+ */
+export function mergeConfigs(...docs: unknown[]): unknown {
+  const merge = (a: unknown, b: unknown): unknown => {
+    if (!isObject(a) || !isObject(b)) return structuredClone(b);
+    const out: Record<string, unknown> = structuredClone(a);
+    for (const [key, value] of Object.entries(b))
+      out[key] = key in out ? merge(out[key], value) : structuredClone(value);
+    return out;
+  };
+  return docs.reduce((merged, doc) => merge(merged, doc));
 }
 
 /** The distributions needed to run a config: "contrib" when any component is contrib-only. */

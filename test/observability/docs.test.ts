@@ -79,7 +79,12 @@ describe("docs/configuration.md", () => {
   });
 
   it("documents only variables that exist", () => {
-    const ownText = sources.map((s) => s.text).join("\n") + readFileSync(join(ROOT, "otel-collector.yaml"), "utf8");
+    const ownText = [
+      ...sources.map((s) => s.text),
+      ...["otel-collector.yaml", "otel-collector-agent.yaml", "otel-collector-gateway.yaml"].map((f) =>
+        readFileSync(join(ROOT, f), "utf8"),
+      ),
+    ].join("\n");
     const sdkText = ["sdk-node", "core", "exporter-prometheus", "otlp-exporter-base", "sdk-trace", "sdk-metrics"]
       .flatMap((pkg) => filesUnder(join(ROOT, "node_modules/@opentelemetry", pkg, "dist"), ".mjs"))
       .map((f) => readFileSync(f, "utf8"))
