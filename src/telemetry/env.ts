@@ -11,7 +11,15 @@ import type { MetricReader, PushMetricExporter } from "@opentelemetry/sdk-metric
 import type { SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace";
 import { LEAVING_EXPORT_TIMEOUT_MS, LeavingAwareMetricExporter, LeavingAwareSpanExporter } from "./leaving.ts";
 
-export const TRACE_EXPORTERS = ["otlp", "console", "none"] as const;
+export const TRACE_EXPORTERS = ["otlp", "zipkin", "console", "none"] as const;
+
+/**
+ * Where a word about the environment goes. The SDK sets up its diag logger
+ * (from `OTEL_LOG_LEVEL`) only when it is constructed, after these values are
+ * read, so a caller may hold the words back until then (sdk.ts does).
+ */
+export type Warn = (message: string) => void;
+const diagWarn: Warn = (message) => diag.warn(message);
 export const OTLP_PROTOCOLS = ["http/protobuf", "http/json", "grpc"] as const;
 
 function list(value: string | undefined): string[] {
@@ -38,18 +46,18 @@ type Protocol = (typeof OTLP_PROTOCOLS)[number];
  * `OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`,
  * else http/protobuf; an unsupported value is said and replaced.
  */
-function otlpProtocol(env: NodeJS.ProcessEnv, signal: "TRACES" | "METRICS"): Protocol {
+function otlpProtocol(env: NodeJS.ProcessEnv, signal: "TRACES" | "METRICS", warn: Warn): Protocol {
   const chosen =
     (env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "").trim() || "http/protobuf";
   if ((OTLP_PROTOCOLS as readonly string[]).includes(chosen)) return chosen as Protocol;
-  diag.warn(
+  warn(
     `unsupported OTLP ${signal.toLowerCase()} protocol "${chosen}" (use one of ${OTLP_PROTOCOLS.join(", ")}); using http/protobuf`,
   );
   return "http/protobuf";
 }
 
-async function otlpTraceExporterOf(env: NodeJS.ProcessEnv, config: OtlpConfig = {}): Promise<SpanExporter> {
-  switch (otlpProtocol(env, "TRACES")) {
+async function otlpTraceExporterOf(env: NodeJS.ProcessEnv, warn: Warn, config: OtlpConfig = {}): Promise<SpanExporter> {
+  switch (otlpProtocol(env, "TRACES", warn)) {
     case "http/json":
       return new (await import("@opentelemetry/exporter-trace-otlp-http")).OTLPTraceExporter(config);
     case "grpc":
@@ -60,14 +68,19 @@ async function otlpTraceExporterOf(env: NodeJS.ProcessEnv, config: OtlpConfig = 
 }
 
 /** The OTLP span exporter of the environment, with its quick twin for the process's last flush (leaving.ts). */
-async function otlpTraceExporter(env: NodeJS.ProcessEnv): Promise<SpanExporter> {
-  const live = await otlpTraceExporterOf(env);
-  const quick = await otlpTraceExporterOf(env, { timeoutMillis: LEAVING_EXPORT_TIMEOUT_MS });
+async function otlpTraceExporter(env: NodeJS.ProcessEnv, warn: Warn): Promise<SpanExporter> {
+  const live = await otlpTraceExporterOf(env, warn);
+  // Said once: the twin reads the same settings.
+  const quick = await otlpTraceExporterOf(env, () => {}, { timeoutMillis: LEAVING_EXPORT_TIMEOUT_MS });
   return new LeavingAwareSpanExporter(live, () => quick);
 }
 
-async function otlpMetricExporterOf(env: NodeJS.ProcessEnv, config: OtlpConfig = {}): Promise<PushMetricExporter> {
-  switch (otlpProtocol(env, "METRICS")) {
+async function otlpMetricExporterOf(
+  env: NodeJS.ProcessEnv,
+  warn: Warn,
+  config: OtlpConfig = {},
+): Promise<PushMetricExporter> {
+  switch (otlpProtocol(env, "METRICS", warn)) {
     case "http/json":
       return new (await import("@opentelemetry/exporter-metrics-otlp-http")).OTLPMetricExporter(config);
     case "grpc":
@@ -82,7 +95,10 @@ async function otlpMetricExporterOf(env: NodeJS.ProcessEnv, config: OtlpConfig =
  * the Node SDK would build them, except that OTLP exporters get their quick
  * twin for the process's last flush.
  */
-export async function metricReadersFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<MetricReader[]> {
+export async function metricReadersFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  warn: Warn = diagWarn,
+): Promise<MetricReader[]> {
   const names = list(env.OTEL_METRICS_EXPORTER);
   if (names.length === 0) names.push("otlp");
   if (names.includes("none")) return [];
@@ -92,8 +108,8 @@ export async function metricReadersFromEnv(env: NodeJS.ProcessEnv = process.env)
   const timeout = nonNegative(env.OTEL_METRIC_EXPORT_TIMEOUT);
   for (const name of names) {
     if (name === "otlp") {
-      const live = await otlpMetricExporterOf(env);
-      const quick = await otlpMetricExporterOf(env, { timeoutMillis: LEAVING_EXPORT_TIMEOUT_MS });
+      const live = await otlpMetricExporterOf(env, warn);
+      const quick = await otlpMetricExporterOf(env, () => {}, { timeoutMillis: LEAVING_EXPORT_TIMEOUT_MS });
       readers.push(
         new PeriodicExportingMetricReader({
           exporter: new LeavingAwareMetricExporter(live, () => quick),
@@ -113,34 +129,48 @@ export async function metricReadersFromEnv(env: NodeJS.ProcessEnv = process.env)
         }),
       );
     } else {
-      diag.warn(`OTEL_METRICS_EXPORTER: unsupported exporter "${name}" ignored (use otlp, console, prometheus, none)`);
+      warn(`OTEL_METRICS_EXPORTER: unsupported exporter "${name}" ignored (use otlp, console, prometheus, none)`);
     }
   }
   return readers;
 }
 
-/** The span processors `OTEL_TRACES_EXPORTER` asks for (default `otlp`; `none` for none). */
-export async function spanProcessorsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<SpanProcessor[]> {
-  const names = list(env.OTEL_TRACES_EXPORTER);
-  if (names.length === 0) names.push("otlp");
-  if (names.includes("none")) return [];
+/**
+ * The span processors `OTEL_TRACES_EXPORTER` asks for, chosen by the Node
+ * SDK's rules: empty means `otlp`; `none` first means none; `none` among
+ * others is ignored in favour of `otlp`, with a warning; `null` is skipped.
+ */
+export async function spanProcessorsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  warn: Warn = diagWarn,
+): Promise<SpanProcessor[]> {
+  let names = list(env.OTEL_TRACES_EXPORTER).filter((name) => name !== "null");
+  if (names[0] === "none") return [];
+  if (names.length === 0) names = ["otlp"];
+  else if (names.includes("none")) {
+    warn('OTEL_TRACES_EXPORTER contains "none" along with other exporters: using otlp');
+    names = ["otlp"];
+  }
   const { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor } = await import("@opentelemetry/sdk-trace");
+  const batched = (exporter: SpanExporter) =>
+    new BatchSpanProcessor({
+      exporter,
+      maxQueueSize: nonNegative(env.OTEL_BSP_MAX_QUEUE_SIZE),
+      scheduledDelayMillis: nonNegative(env.OTEL_BSP_SCHEDULE_DELAY),
+      exportTimeoutMillis: nonNegative(env.OTEL_BSP_EXPORT_TIMEOUT),
+      maxExportBatchSize: nonNegative(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE),
+    });
   const processors: SpanProcessor[] = [];
   for (const name of names) {
     if (name === "otlp") {
-      processors.push(
-        new BatchSpanProcessor({
-          exporter: await otlpTraceExporter(env),
-          maxQueueSize: nonNegative(env.OTEL_BSP_MAX_QUEUE_SIZE),
-          scheduledDelayMillis: nonNegative(env.OTEL_BSP_SCHEDULE_DELAY),
-          exportTimeoutMillis: nonNegative(env.OTEL_BSP_EXPORT_TIMEOUT),
-          maxExportBatchSize: nonNegative(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE),
-        }),
-      );
+      processors.push(batched(await otlpTraceExporter(env, warn)));
+    } else if (name === "zipkin") {
+      // Configured by OTEL_EXPORTER_ZIPKIN_ENDPOINT, as in the SDK.
+      processors.push(batched(new (await import("@opentelemetry/exporter-zipkin")).ZipkinExporter()));
     } else if (name === "console") {
       processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
     } else {
-      diag.warn(`OTEL_TRACES_EXPORTER: unsupported exporter "${name}" ignored (use ${TRACE_EXPORTERS.join(", ")})`);
+      warn(`OTEL_TRACES_EXPORTER: unsupported exporter "${name}" ignored (use ${TRACE_EXPORTERS.join(", ")})`);
     }
   }
   return processors;

@@ -190,8 +190,11 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
   if (globalTracerProviderRegistered()) return attach(instrumentation, sessionProcessors);
 
   const { NodeSDK } = await import("@opentelemetry/sdk-node");
-  const envProcessors = await spanProcessorsFromEnv(process.env);
-  const readers = metricReaders ?? (await metricReadersFromEnv(process.env));
+  // Said once the SDK has set up its diag logger (its constructor does, from OTEL_LOG_LEVEL).
+  const warnings: string[] = [];
+  const later = (message: string) => warnings.push(message);
+  const envProcessors = await spanProcessorsFromEnv(process.env, later);
+  const readers = metricReaders ?? (await metricReadersFromEnv(process.env, later));
   const envServiceName = (await import("../service-name.ts")).serviceNameFromEnv();
   // Checked again: another SDK may have registered while these were loading.
   if (globalTracerProviderRegistered()) {
@@ -201,6 +204,7 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
   const name = serviceName ?? envServiceName ?? config.component ?? process.env.SHELL_SESSIONS_COMPONENT;
   const foreign = foreignApiVersion();
   if (foreign !== undefined) {
+    for (const warning of warnings) diag.warn(warning);
     return isolated(instrumentation, [...envProcessors, ...sessionProcessors], readers, name, foreign);
   }
   const sdk = new NodeSDK({
@@ -209,6 +213,7 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
     metricReaders: readers,
     instrumentations: [instrumentation],
   });
+  for (const warning of warnings) diag.warn(warning);
   sdk.start();
   const flush = async () => {
     await Promise.allSettled([flushOf(globalTracerProvider()), flushOf(metrics.getMeterProvider() as Flushable)]);

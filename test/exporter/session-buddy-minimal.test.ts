@@ -17,6 +17,7 @@ import {
   TIMESTAMP_PATTERN,
 } from "../../src/contract/index.ts";
 import {
+  ATTR_SHELL_CIRCUIT_STATE,
   ATTR_SHELL_EMISSION_OUTCOME,
   ATTR_SHELL_EVENT_TYPE,
   METRIC_MCP_CLIENT_OPERATION_DURATION,
@@ -120,7 +121,11 @@ test("over HTTP: start then end, Session-Buddy 1.0 payloads, tracker id on the s
   assert.equal(await metrics.value(METRIC_OTEL_SDK_EXPORTER_SPAN_EXPORTED), 2);
   assert.equal(await metrics.value(METRIC_OTEL_SDK_EXPORTER_SPAN_EXPORTED, { "error.type": "timeout" }), 0);
   assert.equal(await metrics.value(METRIC_OTEL_SDK_EXPORTER_SPAN_INFLIGHT), 0, "nothing left in flight");
-  assert.equal(await metrics.value(METRIC_SHELL_EXPORTER_CIRCUIT_STATE), 0, "circuit closed");
+  assert.equal(
+    await metrics.value(METRIC_SHELL_EXPORTER_CIRCUIT_STATE, { [ATTR_SHELL_CIRCUIT_STATE]: "closed" }),
+    1,
+    "circuit closed",
+  );
   assert.equal(await metrics.value(METRIC_SHELL_SPOOL_DEPTH), 0);
   assert.deepEqual(h.warnings, []);
   // The MCP client span joins the session's trace.

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { mintToken } from "../../src/auth/jwt.ts";
@@ -43,7 +44,7 @@ async function checkRecorded(
   assert.equal(s.session_id, trackerSessionId);
   assert.equal(s.component_name, "mahavishnu");
   assert.equal(s.shell_type, "MahavishnuShell");
-  assert.equal(s.hostname, "test-host");
+  assert.equal(s.hostname, hostname());
   assert.equal(s.pid, process.pid);
   assert.equal(s.cwd, process.cwd());
   assert.equal(s.trace_id, traceId);
