@@ -12,6 +12,14 @@ export type { EndOutcome, HeartbeatOutcome, ListPage, SessionStore, StartOutcome
 
 export const STORE_FILE_NAME = "tracker.db";
 
+export const PG_MISSING =
+  "--store: a postgres:// store needs the pg package, which is not installed (it is an optional peer dependency): run npm install pg";
+
+function missingPg(error: unknown): boolean {
+  const { code, message } = error as NodeJS.ErrnoException;
+  return code === "ERR_MODULE_NOT_FOUND" && /['"]pg['"]/.test(String(message));
+}
+
 /** The embedded store in the state dir, when `--store` is not given. */
 export function defaultStoreSpec(env: NodeJS.ProcessEnv = process.env): string {
   return `sqlite:${join(stateDir(env), STORE_FILE_NAME)}`;
@@ -32,8 +40,11 @@ export async function openStore(spec: string, options: OpenStoreOptions = {}): P
   if (parsed.kind === "sqlite") {
     store = sqliteStore(parsed.path === ":memory:" ? parsed.path : resolve(parsed.path));
   } else {
-    // Loaded only here: `pg` costs tens of milliseconds that SQLite users need not pay.
-    const { postgresStore } = await import("./postgres.ts");
+    // Loaded only here: `pg` costs tens of milliseconds that SQLite users need not pay, and it is an
+    // optional peer dependency that only PostgreSQL users install.
+    const { postgresStore } = await import("./postgres.ts").catch((error: unknown) => {
+      throw missingPg(error) ? new Error(PG_MISSING) : error;
+    });
     store = postgresStore(parsed.url, options);
   }
   try {

@@ -8,7 +8,7 @@
  * build` (the tarball is packed from dist/).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -176,7 +176,7 @@ describe("the packed tarball in throwaway apps", () => {
     });
   });
 
-  test("the production install footprint is printed", async (t) => {
+  test("the production install footprint is printed; pg is left to PostgreSQL users, who are told to install it", async (t) => {
     const dir = newApp("footprint");
     const installed = await npm(dir, ["install", "--omit=dev", "--no-audit", "--no-fund", tarball]);
     const du = await runCommand("du", ["-sb", "node_modules"], { cwd: dir });
@@ -185,6 +185,19 @@ describe("the packed tarball in throwaway apps", () => {
     const packages = Number(/added (\d+) packages?/.exec(installed)?.[1]);
     assert.ok(bytes > 0 && packages > 0, `du: ${du.stdout} ${du.stderr}; npm: ${installed}`);
     t.diagnostic(`production install: ${(bytes / 1e6).toFixed(1)} MB, ${packages} packages`);
+    assert.ok(!existsSync(join(dir, "node_modules", "pg")), "pg is an optional peer dependency");
+    const cli = join(dir, "node_modules", "otel-shell-sessions", "dist", "cli", "main.js");
+    const sqlite = await runCommand(process.execPath, [cli, "list"], {
+      cwd: dir,
+      env: { ...userEnv(), SHELL_SESSIONS_STATE_DIR: join(dir, "state") },
+    });
+    assert.equal(sqlite.code, 0, sqlite.stderr);
+    const postgres = await runCommand(process.execPath, [cli, "list", "--store", "postgres://127.0.0.1:1/tracker"], {
+      cwd: dir,
+      env: userEnv(),
+    });
+    assert.equal(postgres.code, 1);
+    assert.match(postgres.stderr, /a postgres:\/\/ store needs the pg package, .*: run npm install pg/);
     process.stdout.write(`# production install footprint: ${(bytes / 1e6).toFixed(1)} MB, ${packages} packages\n`);
   });
 });
