@@ -167,16 +167,31 @@ async function isolated(
   const flush = async () => {
     await Promise.allSettled([tracerProvider.forceFlush(), meterProvider.forceFlush()]);
   };
+  return owned("isolated", instrumentation, flush, () =>
+    Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]),
+  );
+}
+
+/** Telemetry whose providers this package started: flushed on the exit paths, stopped within the exit bound. */
+function owned(
+  mode: "sdk" | "isolated",
+  instrumentation: ShellSessionInstrumentation,
+  flush: () => Promise<void>,
+  stop: () => Promise<unknown>,
+): ShellTelemetry {
   const stopExitFlush = flushOnExit(flush);
   return {
-    mode: "isolated",
+    mode,
     instrumentation,
     forceFlush: flush,
     async shutdown() {
       stopExitFlush();
       instrumentation.disable();
+      // Usually called as the program ends: bounded, and never a rejection (an unreachable Collector is no error of the program's).
       leaving();
-      const done = Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);
+      const done = stop().catch((error: unknown) => {
+        diag.debug(`telemetry shutdown: ${error instanceof Error ? error.message : typeof error}`);
+      });
       await settledWithin(done, EXIT_FLUSH_TIMEOUT_MS, { unref: true });
     },
   };
@@ -218,20 +233,5 @@ export async function startSdk(options: ShellTelemetryOptions = {}): Promise<She
   const flush = async () => {
     await Promise.allSettled([flushOf(globalTracerProvider()), flushOf(metrics.getMeterProvider() as Flushable)]);
   };
-  const stopExitFlush = flushOnExit(flush);
-  return {
-    mode: "sdk",
-    instrumentation,
-    forceFlush: flush,
-    async shutdown() {
-      stopExitFlush();
-      instrumentation.disable();
-      // Usually called as the program ends: bounded, and never a rejection (an unreachable Collector is no error of the program's).
-      leaving();
-      const done = sdk.shutdown().catch((error: unknown) => {
-        diag.debug(`telemetry shutdown: ${error instanceof Error ? error.message : typeof error}`);
-      });
-      await settledWithin(done, EXIT_FLUSH_TIMEOUT_MS, { unref: true });
-    },
-  };
+  return owned("sdk", instrumentation, flush, () => sdk.shutdown());
 }

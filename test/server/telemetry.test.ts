@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, type TestContext, test } from "node:test";
 import { SessionStartResult } from "../../src/contract/schemas.ts";
 import { connectHttp, connectStdio, endPayload, startPayload, tokenFor } from "../helpers/mcp-client.ts";
 import { type OtlpReceiver, type ReceivedMetric, startOtlpReceiver } from "../helpers/otlp-receiver.ts";
@@ -116,37 +116,30 @@ describe("the tracker's own telemetry", () => {
     assert.ok(!receiver.includesText(badToken), "the token appears in no exported span or metric");
   });
 
-  test("over stdio the span joins the caller's trace too, with network.transport pipe", async (t) => {
-    const token = await tokenFor(tracker.secret as string, "mahavishnu");
+  /** A health_check over stdio, from a tracker spawned with `env`, with a caller's trace context in `_meta`. */
+  async function stdioHealthCheck(t: TestContext, env: Record<string, string>) {
     const client = await connectStdio({
       store: tracker.store,
       stateDir: tracker.stateDir,
       secret: tracker.secret as string,
-      environmentToken: token,
-      env: otelEnv,
+      environmentToken: await tokenFor(tracker.secret as string, "mahavishnu"),
+      env,
     });
     t.after(() => client.close());
     const caller = traceparent();
     await client.call("health_check", {}, { traceparent: caller.header });
-    const span = await receiver.waitForSpan((s) => s.traceId === caller.traceId);
+    return { caller, span: await receiver.waitForSpan((s) => s.traceId === caller.traceId) };
+  }
+
+  test("over stdio the span joins the caller's trace too, with network.transport pipe", async (t) => {
+    const { caller, span } = await stdioHealthCheck(t, otelEnv);
     assert.equal(span.parentSpanId, caller.spanId);
     assert.equal(span.name, "tools/call health_check");
     assert.equal(span.attributes["network.transport"], "pipe");
   });
 
   test("_meta is read as W3C even when OTEL_PROPAGATORS chooses b3 for the tracker's own HTTP", async (t) => {
-    const token = await tokenFor(tracker.secret as string, "mahavishnu");
-    const client = await connectStdio({
-      store: tracker.store,
-      stateDir: tracker.stateDir,
-      secret: tracker.secret as string,
-      environmentToken: token,
-      env: { ...otelEnv, OTEL_PROPAGATORS: "b3" },
-    });
-    t.after(() => client.close());
-    const caller = traceparent();
-    await client.call("health_check", {}, { traceparent: caller.header });
-    const span = await receiver.waitForSpan((s) => s.traceId === caller.traceId);
+    const { caller, span } = await stdioHealthCheck(t, { ...otelEnv, OTEL_PROPAGATORS: "b3" });
     assert.equal(span.parentSpanId, caller.spanId, "parented by the caller's span");
   });
 
