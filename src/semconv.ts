@@ -81,7 +81,6 @@ export const EMISSION_OUTCOMES = [
 ] as const;
 export type EmissionOutcome = (typeof EMISSION_OUTCOMES)[number];
 
-/** Values of METRIC_SHELL_EXPORTER_CIRCUIT_STATE. */
 /** Values of ATTR_SHELL_CIRCUIT_STATE: one series each on METRIC_SHELL_EXPORTER_CIRCUIT_STATE, 1 for the current state. */
 export const CIRCUIT_STATES = ["closed", "half_open", "open"] as const;
 
