@@ -2,7 +2,8 @@
  * The public API of each entry point, as a user imports it (the package's own
  * name, resolved through package.json `exports` to dist/). A change to any of
  * these lists is a change to what users may depend on: make it here on
- * purpose, and say so in the README's API section. Needs `npm run build`.
+ * purpose, and say so in docs/configuration.md's "Programmatic API". Needs
+ * `npm run build`.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
