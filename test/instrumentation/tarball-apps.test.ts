@@ -20,7 +20,15 @@ import { spawnPty } from "../helpers/pty.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { bannerOf, isSessionSpan, ROOT } from "./shell-testbed.ts";
 
-const CURRENT_STACK = ["@opentelemetry/api@1.10.0", "@opentelemetry/sdk-node@0.301.0"];
+/**
+ * The current stack, with auto-instrumentations-node (whose sdk-node range the
+ * same copy satisfies): three of the apps share one install of it.
+ */
+const CURRENT_STACK = [
+  "@opentelemetry/api@1.10.0",
+  "@opentelemetry/sdk-node@0.301.0",
+  "@opentelemetry/auto-instrumentations-node@0.82.0",
+];
 const OLDEST_STACK = ["@opentelemetry/api@1.9.1", "@opentelemetry/sdk-node@0.203.0"];
 
 /** An app with its own NodeSDK (from the OTEL_* variables) and one span of its own, then an admin shell. */
@@ -90,7 +98,7 @@ const APPS: App[] = [
   },
   {
     name: "--import @opentelemetry/auto-instrumentations-node/register as well",
-    packages: ["@opentelemetry/auto-instrumentations-node@0.82.0"],
+    packages: CURRENT_STACK,
     source: BARE_APP,
     imports: ["@opentelemetry/auto-instrumentations-node/register", "otel-shell-sessions/register"],
     ownSpan: false,
@@ -108,11 +116,23 @@ async function npm(cwd: string, args: string[]): Promise<string> {
   return result.stdout;
 }
 
-function newApp(name: string, source?: string): string {
+function newApp(name: string): string {
   const dir = join(work, name);
   mkdirSync(dir);
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name, private: true, type: "module" }));
-  if (source !== undefined) writeFileSync(join(dir, "app.mjs"), source);
+  return dir;
+}
+
+/** One install per set of packages (with the tarball), made by the first app that needs it. */
+const installs = new Map<string, Promise<string>>();
+function installed(packages: string[]): Promise<string> {
+  const key = packages.join(" ");
+  let dir = installs.get(key);
+  if (dir === undefined) {
+    const app = newApp(`app-${installs.size}`);
+    dir = npm(app, ["install", "--no-audit", "--no-fund", ...packages, tarball]).then(() => app);
+    installs.set(key, dir);
+  }
   return dir;
 }
 
@@ -133,11 +153,12 @@ after(async () => {
 describe("the packed tarball in throwaway apps", () => {
   APPS.forEach((app, index) => {
     test(app.name, async (t) => {
-      const dir = newApp(`app-${index}`, app.source);
-      await npm(dir, ["install", "--no-audit", "--no-fund", ...app.packages, tarball]);
+      const dir = await installed(app.packages);
+      const file = `app-${index}.mjs`;
+      writeFileSync(join(dir, file), app.source);
       const serviceName = `ledger-${index}`;
-      const stateDir = join(dir, "state");
-      const shell = spawnPty([...app.imports.flatMap((i) => ["--import", i]), "app.mjs"], {
+      const stateDir = join(dir, `state-${index}`);
+      const shell = spawnPty([...app.imports.flatMap((i) => ["--import", i]), file], {
         cwd: dir,
         env: {
           ...receiver.env(),
