@@ -99,18 +99,48 @@ function deliverable(options: DeliveryOptions, log: Logger): number {
   }
 }
 
-/** Passes over the spool until nothing deliverable is left or `deadline`. Returns what is left. */
-async function drainUntil(options: DeliveryOptions, log: Logger, deadline: number): Promise<number> {
+/**
+ * Each helper's deadline, appended beside the lock. A helper that finds the
+ * lock held leaves at once (one drainer per spool, not one process per dead
+ * shell), so the drainer works until the latest deadline announced: a shell
+ * that died later still gets its whole timeout, though an earlier helper does
+ * the work.
+ */
+function announceDeadline(path: string, deadline: number): void {
+  try {
+    const fd = openSync(path, "a", 0o600);
+    try {
+      writeSync(fd, `${deadline}\n`);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Without the file each helper keeps to its own deadline, as before.
+  }
+}
+
+function latestDeadline(path: string, own: number): number {
+  try {
+    return readFileSync(path, "utf8")
+      .split("\n")
+      .reduce((latest, line) => Math.max(latest, Number(line) || 0), own);
+  } catch {
+    return own;
+  }
+}
+
+/** Passes over the spool until nothing deliverable is left or the deadline. Returns what is left. */
+async function drainUntil(options: DeliveryOptions, log: Logger, deadline: () => number): Promise<number> {
   const delivery = new SessionDelivery({ options, log, mode: "drain" });
   let pause = options.spoolRetryMs;
   try {
     for (;;) {
-      const summary = await delivery.drain({ deadline });
+      const summary = await delivery.drain({ deadline: deadline() });
       if (summary.delivered > 0) log.info(`delivered ${summary.delivered} event(s)`);
       const left = deliverable(options, log);
-      if (left === 0 || Date.now() >= deadline) return left;
+      if (left === 0 || Date.now() >= deadline()) return left;
       pause = summary.delivered > 0 || summary.busy ? options.spoolRetryMs : Math.min(pause * 2, MAX_PAUSE_MS);
-      await sleep(Math.min(pause, deadline - Date.now()));
+      await sleep(Math.min(pause, deadline() - Date.now()));
     }
   } finally {
     await delivery.shutdown();
@@ -143,14 +173,17 @@ async function main(): Promise<void> {
   ingest(journalPath, options, log);
 
   const lock = `${options.spoolPath}.helper`;
+  const deadlines = `${lock}.deadlines`;
+  if (deliverable(options, log) > 0) announceDeadline(deadlines, deadline);
+  const until = () => latestDeadline(deadlines, deadline);
   while (deliverable(options, log) > 0 && takeLock(lock)) {
     let left: number;
     try {
-      left = await drainUntil(options, log, deadline);
+      left = await drainUntil(options, log, until);
     } finally {
       releaseLock(lock);
     }
-    if (left > 0 && Date.now() >= deadline) {
+    if (left > 0 && Date.now() >= until()) {
       log.warn(
         `gave up after ${Math.round(options.helperTimeoutMs / 1000)} s: ${left} event(s) stay in the spool ` +
           `${options.spoolPath}; the next shell on this host delivers them, or run: shell-sessions spool drain`,

@@ -200,6 +200,37 @@ test("shells ended by process.exit(), SIGTERM and SIGHUP while the tracker is do
   });
 });
 
+test("a shell that dies later keeps its helper's whole timeout, though an earlier helper does the draining", async (t) => {
+  const { tracker, delivery } = await trackerAndShells(t, { down: true });
+  // Each helper gives up 12 s after its program ended; B's helper finds A's draining and leaves it the work.
+  const env = shellEnv({ ...delivery, FIXTURE_END: "wait", SHELL_SESSIONS_HELPER_TIMEOUT_MS: "12000" });
+  const a = runShellHost(env);
+  const b = runShellHost(env);
+  const traceOf = (shell: ShellProcess, name: string) =>
+    waitFor(`${name} ready`, () => /ready ([0-9a-f]{32})/.exec(shell.stdout())?.[1]);
+  const traces = [await traceOf(a, "A"), await traceOf(b, "B")];
+  a.child.kill("SIGTERM");
+  await a.exited;
+  const aEnded = Date.now();
+  // B ends 10 s after A, while A's helper still drains: B's helper's deadline is 10 s after the drainer's
+  // own, room for the drainer's longest pause between passes (5 s) and the tracker's start.
+  await new Promise((resolve) => setTimeout(resolve, 10_000));
+  b.child.kill("SIGTERM");
+  await b.exited;
+  // The tracker comes back after A's helper's own deadline, before B's.
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, aEnded + 13_000 - Date.now())));
+  await startAgain(tracker);
+  const { sessions } = await waitFor(
+    "both sessions delivered by the helper still draining",
+    async () => {
+      const stored = await storedSessions(tracker.store);
+      return stored.sessions.filter((s) => s.status === "ended").length === 2 ? stored : undefined;
+    },
+    15_000,
+  );
+  assert.deepEqual(sessions.map((s) => s.trace_id).sort(), [...traces].sort());
+});
+
 test("breaker: after 3 consecutive failures calls are short-circuited (counted); it closes again once the tracker answers", async (t) => {
   const { dir, tracker, delivery } = await trackerAndShells(t, { down: true });
   const metrics = metricsProbe(t);
