@@ -17,8 +17,9 @@ import type { Span } from "@opentelemetry/api";
 import { sanitizeComponentName } from "../contract/index.ts";
 import { registry } from "../instrumentation/registry.ts";
 import type { ShellSession } from "../instrumentation/session.ts";
-import type { SessionDelivery, SessionRef } from "./delivery.ts";
+import type { SessionDelivery } from "./delivery.ts";
 import { endPayloadOf, startPayloadOf } from "./events.ts";
+import type { SessionRef } from "./jobs.ts";
 
 export interface FeedOptions {
   /** Whether session spans will start (false when the SDK is disabled): starts wait for them. */

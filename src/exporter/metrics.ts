@@ -58,6 +58,40 @@ export interface MetricsSources {
   spoolDepth: () => number;
 }
 
+/** The instruments recorded to synchronously, from `meter` of `provider`. */
+function createInstruments(meter: Meter, provider: MeterProvider): Instruments {
+  return {
+    provider,
+    emissionDuration: meter.createHistogram(METRIC_SHELL_EMISSION_DURATION, {
+      description: "Time to deliver a session event to the tracker, from first attempt to final outcome",
+      unit: "s",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    }),
+    emissions: meter.createCounter(METRIC_SHELL_EMISSIONS, {
+      description: "Session event emissions by outcome",
+      unit: "{event}",
+    }),
+    operationDuration: meter.createHistogram(METRIC_OTEL_SDK_EXPORTER_OPERATION_DURATION, {
+      description: "Duration of one export operation (one tracker call)",
+      unit: "s",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    }),
+    exported: meter.createCounter(METRIC_OTEL_SDK_EXPORTER_SPAN_EXPORTED, {
+      description: "Session spans whose events were exported, or whose export finally failed (with error.type)",
+      unit: "{span}",
+    }),
+    inflight: meter.createUpDownCounter(METRIC_OTEL_SDK_EXPORTER_SPAN_INFLIGHT, {
+      description: "Session span events being exported right now",
+      unit: "{span}",
+    }),
+    mcpDuration: meter.createHistogram(METRIC_MCP_CLIENT_OPERATION_DURATION, {
+      description: "Duration of MCP requests sent by the session exporter",
+      unit: "s",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    }),
+  };
+}
+
 export class DeliveryMetrics {
   readonly #fixedProvider: MeterProvider | undefined;
   readonly #sources: MetricsSources;
@@ -77,6 +111,13 @@ export class DeliveryMetrics {
     const provider = this.#fixedProvider ?? metrics.getMeterProvider();
     if (this.#instruments?.provider === provider) return this.#instruments;
     const meter = provider.getMeter(SCOPE_NAME, CLIENT_INFO.version);
+    this.#observeGauges(meter);
+    this.#instruments = createInstruments(meter, provider);
+    return this.#instruments;
+  }
+
+  /** The gauges, read from their sources at collection time. */
+  #observeGauges(meter: Meter): void {
     // One series per state, 1 for the current one (as semconv's `hw.status`): an enum coded as a number
     // would average and sum into nonsense, and its meaning would live only in a description.
     const circuit = meter.createObservableGauge(METRIC_SHELL_EXPORTER_CIRCUIT_STATE, {
@@ -103,37 +144,6 @@ export class DeliveryMetrics {
       unit: "{event}",
     });
     lost.addCallback((result) => result.observe(spoolLostEvents(), this.#component));
-    this.#instruments = {
-      provider,
-      emissionDuration: meter.createHistogram(METRIC_SHELL_EMISSION_DURATION, {
-        description: "Time to deliver a session event to the tracker, from first attempt to final outcome",
-        unit: "s",
-        advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
-      }),
-      emissions: meter.createCounter(METRIC_SHELL_EMISSIONS, {
-        description: "Session event emissions by outcome",
-        unit: "{event}",
-      }),
-      operationDuration: meter.createHistogram(METRIC_OTEL_SDK_EXPORTER_OPERATION_DURATION, {
-        description: "Duration of one export operation (one tracker call)",
-        unit: "s",
-        advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
-      }),
-      exported: meter.createCounter(METRIC_OTEL_SDK_EXPORTER_SPAN_EXPORTED, {
-        description: "Session spans whose events were exported, or whose export finally failed (with error.type)",
-        unit: "{span}",
-      }),
-      inflight: meter.createUpDownCounter(METRIC_OTEL_SDK_EXPORTER_SPAN_INFLIGHT, {
-        description: "Session span events being exported right now",
-        unit: "{span}",
-      }),
-      mcpDuration: meter.createHistogram(METRIC_MCP_CLIENT_OPERATION_DURATION, {
-        description: "Duration of MCP requests sent by the session exporter",
-        unit: "s",
-        advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
-      }),
-    };
-    return this.#instruments;
   }
 
   /** One outcome of one event; `seconds` when the outcome ends a delivery attempt sequence. */

@@ -220,43 +220,49 @@ export function resolveDeliveryOptions(
   if (switchValue !== undefined && switchValue !== "" && !/^(on|1|true|yes|enabled?)$/i.test(switchValue.trim())) {
     problems.push({ variable: ENV.delivery, message: `${ENV.delivery} must be "on" or "off"; delivery stays on` });
   }
+  const target = transportFromEnv(env, problems);
+  if ("unusable" in target) return { enabled: false, reason: `${target.unusable} is unusable`, problems };
+  const options: DeliveryOptions = { ...optionsFromEnv(env, target.transport, problems), ...overrides };
+  return { enabled: true, options, problems };
+}
 
-  const int = (key: IntKey): number => {
-    const variable = ENV[key];
-    const text = env[variable];
-    if (text === undefined || text === "") return DEFAULTS[key];
-    try {
-      return parseIntSetting(text, variable, RANGES[key]);
-    } catch (error) {
-      problems.push({ variable, message: `${(error as Error).message}; using ${DEFAULTS[key]}` });
-      return DEFAULTS[key];
-    }
-  };
+/** The tracker to deliver to, or the name of the variable that names it unusably. */
+type EnvTransport = { transport: TransportSpec } | { unusable: string };
 
-  let transport: TransportSpec = { kind: "http", url: new URL(DEFAULT_URL) };
+/**
+ * The tracker the environment names (a command wins over a URL), else the
+ * default URL. A variable that is set but unusable turns delivery off rather
+ * than send sessions somewhere else: `unusable` is its name.
+ */
+function transportFromEnv(env: NodeJS.ProcessEnv, problems: OptionProblem[]): EnvTransport {
   const commandText = env[ENV.command];
   const urlText = env[ENV.url];
   if (commandText !== undefined && commandText.trim() !== "") {
-    try {
-      transport = { kind: "stdio", ...parseCommand(commandText, ENV.command) };
-    } catch (error) {
-      problems.push({ variable: ENV.command, message: `${(error as Error).message}; delivery is off` });
-      return { enabled: false, reason: `${ENV.command} is unusable`, problems };
-    }
-  } else if (urlText !== undefined && urlText.trim() !== "") {
-    try {
-      transport = { kind: "http", url: parseUrl(urlText, ENV.url) };
-    } catch (error) {
-      problems.push({ variable: ENV.url, message: `${(error as Error).message}; delivery is off` });
-      return { enabled: false, reason: `${ENV.url} is unusable`, problems };
-    }
+    return parsedTransport(ENV.command, problems, () => ({ kind: "stdio", ...parseCommand(commandText, ENV.command) }));
   }
+  if (urlText !== undefined && urlText.trim() !== "") {
+    return parsedTransport(ENV.url, problems, () => ({ kind: "http", url: parseUrl(urlText, ENV.url) }));
+  }
+  return { transport: { kind: "http", url: new URL(DEFAULT_URL) } };
+}
 
-  const token = env[ENV.token]?.trim() || undefined;
-  const options: DeliveryOptions = {
+/** What `parse` makes of `variable`; when it throws, the problem is added and the variable is unusable. */
+function parsedTransport(variable: string, problems: OptionProblem[], parse: () => TransportSpec): EnvTransport {
+  try {
+    return { transport: parse() };
+  } catch (error) {
+    problems.push({ variable, message: `${(error as Error).message}; delivery is off` });
+    return { unusable: variable };
+  }
+}
+
+/** Every setting from the environment, a bad value replaced by its default (and added to `problems`). */
+function optionsFromEnv(env: NodeJS.ProcessEnv, transport: TransportSpec, problems: OptionProblem[]): DeliveryOptions {
+  const int = (key: IntKey): number => intFromEnv(env, key, problems);
+  return {
     transport,
-    embedded: !(commandText?.trim() || urlText?.trim()),
-    token,
+    embedded: !(env[ENV.command]?.trim() || env[ENV.url]?.trim()),
+    token: env[ENV.token]?.trim() || undefined,
     env,
     spoolPath: spoolPathFor(env),
     callTimeoutMs: int("callTimeoutMs"),
@@ -279,9 +285,19 @@ export function resolveDeliveryOptions(
     startupDrainDelayMs: DEFAULTS.startupDrainDelayMs,
     tokenTtlSeconds: DEFAULTS.tokenTtlSeconds,
     helperTimeoutMs: int("helperTimeoutMs"),
-    ...overrides,
   };
-  return { enabled: true, options, problems };
+}
+
+function intFromEnv(env: NodeJS.ProcessEnv, key: IntKey, problems: OptionProblem[]): number {
+  const variable = ENV[key];
+  const text = env[variable];
+  if (text === undefined || text === "") return DEFAULTS[key];
+  try {
+    return parseIntSetting(text, variable, RANGES[key]);
+  } catch (error) {
+    problems.push({ variable, message: `${(error as Error).message}; using ${DEFAULTS[key]}` });
+    return DEFAULTS[key];
+  }
 }
 
 /** Where the target is, for messages: never includes credentials. */

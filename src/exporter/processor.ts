@@ -14,9 +14,10 @@ import { type Context, propagation } from "@opentelemetry/api";
 import type { ReadableSpan, Span, SpanProcessor } from "@opentelemetry/sdk-trace";
 import { sanitizeComponentName } from "../contract/index.ts";
 import { ATTR_SESSION_ID, SPAN_NAME_SESSION } from "../semconv.ts";
-import type { SessionDelivery, SessionRef } from "./delivery.ts";
+import type { SessionDelivery } from "./delivery.ts";
 import { captureHostFacts, componentOf, endPayload, type HostFacts, startPayload } from "./events.ts";
 import type { SessionFeed } from "./feed.ts";
+import type { SessionRef } from "./jobs.ts";
 
 export class SessionSpanProcessor implements SpanProcessor {
   readonly delivery: SessionDelivery;

@@ -220,6 +220,36 @@ export class ShellSession {
 
   #watchExits(): void {
     const server = this.server as unknown as EventEmitter & { input?: unknown };
+    this.#watchServerHints(server);
+    const input = server.input;
+    if (isEmitter(input)) this.#watchInputHints(input);
+    // The default eval reports a failing input to the REPL's domain instead of its callback.
+    const domain = (server as { _domain?: unknown })._domain;
+    if (isEmitter(domain)) {
+      this.#listen(
+        domain,
+        "error",
+        (error: unknown) => {
+          this.#settleCurrent?.(error ?? new Error("evaluation failed"));
+        },
+        true,
+      );
+    }
+    this.#wrapClose();
+    // Ahead of the REPL's own `close` listener, which emits `exit`: a host that shuts
+    // its telemetry down on `exit` must find the session already ended.
+    this.#listen(
+      server,
+      "close",
+      () => {
+        this.end(this.#closeReason ?? this.#hint ?? "closed");
+      },
+      true,
+    );
+  }
+
+  /** `.exit` and Ctrl-C: hints noted ahead of the REPL's listeners, cleared after them. */
+  #watchServerHints(server: EventEmitter): void {
     const clear = () => {
       this.#hint = undefined;
     };
@@ -241,46 +271,26 @@ export class ShellSession {
       true,
     );
     this.#listen(server, "SIGINT", clear);
-    const input = server.input;
-    if (isEmitter(input)) {
-      this.#listen(
-        input,
-        "keypress",
-        (_sequence: string, key: KeyInfo | undefined) => {
-          if (key?.ctrl && !key.meta && key.name === "d") this.#hint = "eof";
-        },
-        true,
-      );
-      this.#listen(input, "keypress", clear);
-      this.#listen(
-        input,
-        "end",
-        () => {
-          this.#hint ??= "eof";
-        },
-        true,
-      );
-    }
-    // The default eval reports a failing input to the REPL's domain instead of its callback.
-    const domain = (server as { _domain?: unknown })._domain;
-    if (isEmitter(domain)) {
-      this.#listen(
-        domain,
-        "error",
-        (error: unknown) => {
-          this.#settleCurrent?.(error ?? new Error("evaluation failed"));
-        },
-        true,
-      );
-    }
-    this.#wrapClose();
-    // Ahead of the REPL's own `close` listener, which emits `exit`: a host that shuts
-    // its telemetry down on `exit` must find the session already ended.
+  }
+
+  /** Ctrl-D and the end of a piped input, seen on the REPL's input stream. */
+  #watchInputHints(input: EventEmitter): void {
     this.#listen(
-      server,
-      "close",
+      input,
+      "keypress",
+      (_sequence: string, key: KeyInfo | undefined) => {
+        if (key?.ctrl && !key.meta && key.name === "d") this.#hint = "eof";
+      },
+      true,
+    );
+    this.#listen(input, "keypress", () => {
+      this.#hint = undefined;
+    });
+    this.#listen(
+      input,
+      "end",
       () => {
-        this.end(this.#closeReason ?? this.#hint ?? "closed");
+        this.#hint ??= "eof";
       },
       true,
     );

@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { type TestContext, test } from "node:test";
-import { leaseHolderGone } from "../../src/exporter/delivery.ts";
+import { leaseHolderGone } from "../../src/exporter/drainer.ts";
 import { type OpenSpoolOptions, Spool, type SpoolInput } from "../../src/exporter/spool.ts";
 import { tempDir } from "./support.ts";
 

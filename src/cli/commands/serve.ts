@@ -1,7 +1,7 @@
 /** `shell-sessions serve`: run the Session-Buddy-compatible tracker server. */
 import { AuthError, SecretError } from "../../auth/jwt.ts";
 import { secretFilePath } from "../../auth/secret.ts";
-import { stderrLogger } from "../../server/log.ts";
+import { type Logger, stderrLogger } from "../../server/log.ts";
 import {
   DEFAULT_BODY_LIMIT_BYTES,
   DEFAULT_HOST,
@@ -30,8 +30,8 @@ import {
   resolveStoreSpec,
   sweepIntervalMs,
 } from "../../server/options.ts";
-import { startServerSdk } from "../../server/otel-sdk.ts";
-import { startStdioTracker, startTrackerServer } from "../../server/tracker.ts";
+import { type ServerSdk, startServerSdk } from "../../server/otel-sdk.ts";
+import { startStdioTracker, startTrackerServer, type TrackerOptions } from "../../server/tracker.ts";
 import { parseCommandArgs, usageError } from "../args.ts";
 import { boundYoungGeneration, SEMI_SPACE_FLAG } from "../young-generation.ts";
 
@@ -228,7 +228,34 @@ export async function run(args: string[]): Promise<number> {
     throw error;
   }
   const stdio = values.stdio === true;
-  // Before anything is opened: this may replace the process (same pid) with itself under a heap flag.
+  prepareProcess(stdio);
+
+  const sdk = startServerSdk();
+  const signals = untilSignal();
+  const common = trackerOptions(values, settings, log);
+  let tracker: Running;
+  try {
+    tracker = stdio
+      ? await startStdio(common, settings, signals.signal, log)
+      : await startHttp(common, settings, signals.signal, log);
+  } catch (error) {
+    signals.dispose();
+    await sdk.shutdown();
+    return startFailure(error);
+  }
+  logStarted(log, sdk, settings);
+
+  const reason = await tracker.done;
+  signals.dispose();
+  await stop(tracker, reason, sdk, log);
+  // Should a library leave a handle open, still exit once the work is done.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+  return 0;
+}
+
+/** Readies the process for the chosen transport, before anything is opened. */
+function prepareProcess(stdio: boolean): void {
+  // This may replace the process (same pid) with itself under a heap flag.
   if (!stdio) boundYoungGeneration();
   if (stdio) {
     // Stdout carries the protocol: anything printed there (a console exporter, a stray log) would corrupt it.
@@ -236,10 +263,18 @@ export async function run(args: string[]): Promise<number> {
     console.info = console.error;
     console.debug = console.error;
   }
+}
 
-  const sdk = startServerSdk();
-  const signals = untilSignal();
-  const common = {
+/** A started tracker: how to stop it, and what it waits for before stopping. */
+interface Running {
+  close(): Promise<void>;
+  /** Resolves with the reason to stop. */
+  done: Promise<string>;
+}
+
+/** The options both transports share. */
+function trackerOptions(values: Values, settings: Settings, log: Logger): TrackerOptions {
+  return {
     insecureNoAuth: values["insecure-no-auth"] === true,
     allowInsecureRemote: values["allow-insecure-remote"] === true,
     leaseSeconds: settings.leaseSeconds,
@@ -249,69 +284,79 @@ export async function run(args: string[]): Promise<number> {
     log,
     ...(settings.store !== undefined ? { store: settings.store } : {}),
   };
-  let close: () => Promise<void>;
-  let done: Promise<string>;
-  try {
-    if (stdio) {
-      const envToken = process.env[ENV_TOKEN];
-      const tracker = await startStdioTracker({
-        ...common,
-        ...(envToken ? { environmentToken: envToken } : {}),
-        maxMessageBytes: settings.bodyLimitBytes,
-      });
-      close = () => tracker.close();
-      done = Promise.race([signals.signal, tracker.closed.then(() => "end of input")]);
-      log.info(`serving MCP on stdio`);
-    } else {
-      const tracker = await startTrackerServer({
-        ...common,
-        host: settings.host,
-        port: settings.port,
-        bodyLimitBytes: settings.bodyLimitBytes,
-        allowedOrigins: settings.allowedOrigins,
-        allowedHosts: settings.allowedHosts,
-        maxConnections: settings.maxConnections,
-        maxRequests: settings.maxRequests,
-        maxUnauthenticatedRequests: settings.maxUnauthenticatedRequests,
-      });
-      close = () => tracker.close();
-      done = signals.signal;
-      log.info(`listening on ${tracker.url}`);
+}
+
+async function startStdio(
+  common: TrackerOptions,
+  settings: Settings,
+  signal: Promise<string>,
+  log: Logger,
+): Promise<Running> {
+  const envToken = process.env[ENV_TOKEN];
+  const tracker = await startStdioTracker({
+    ...common,
+    ...(envToken ? { environmentToken: envToken } : {}),
+    maxMessageBytes: settings.bodyLimitBytes,
+  });
+  log.info(`serving MCP on stdio`);
+  // The client closing stdin ends the server as a signal would.
+  return { close: () => tracker.close(), done: Promise.race([signal, tracker.closed.then(() => "end of input")]) };
+}
+
+async function startHttp(
+  common: TrackerOptions,
+  settings: Settings,
+  signal: Promise<string>,
+  log: Logger,
+): Promise<Running> {
+  const tracker = await startTrackerServer({
+    ...common,
+    host: settings.host,
+    port: settings.port,
+    bodyLimitBytes: settings.bodyLimitBytes,
+    allowedOrigins: settings.allowedOrigins,
+    allowedHosts: settings.allowedHosts,
+    maxConnections: settings.maxConnections,
+    maxRequests: settings.maxRequests,
+    maxUnauthenticatedRequests: settings.maxUnauthenticatedRequests,
+  });
+  log.info(`listening on ${tracker.url}`);
+  return { close: () => tracker.close(), done: signal };
+}
+
+/** Reports why the tracker did not start; returns the exit code (2 for a bad option, else 1). */
+function startFailure(error: unknown): number {
+  if (error instanceof SecretError || error instanceof AuthError || error instanceof OptionError) {
+    process.stderr.write(`shell-sessions serve: ${error.message}\n`);
+    if (error instanceof SecretError && process.env[ENV_SECRET] === undefined) {
+      process.stderr.write(`(the secret file is ${secretFilePath()})\n`);
     }
-  } catch (error) {
-    signals.dispose();
-    await sdk.shutdown();
-    if (error instanceof SecretError || error instanceof AuthError || error instanceof OptionError) {
-      process.stderr.write(`shell-sessions serve: ${error.message}\n`);
-      if (error instanceof SecretError && process.env[ENV_SECRET] === undefined) {
-        process.stderr.write(`(the secret file is ${secretFilePath()})\n`);
-      }
-      return error instanceof OptionError ? 2 : 1;
-    }
-    const code = (error as NodeJS.ErrnoException).code;
-    process.stderr.write(
-      `shell-sessions serve: could not start: ${error instanceof Error ? error.message : String(error)}${code === "EADDRINUSE" ? " (pick another --port, or 0 for a free one)" : ""}\n`,
-    );
-    return 1;
+    return error instanceof OptionError ? 2 : 1;
   }
+  const code = (error as NodeJS.ErrnoException).code;
+  process.stderr.write(
+    `shell-sessions serve: could not start: ${error instanceof Error ? error.message : String(error)}${code === "EADDRINUSE" ? " (pick another --port, or 0 for a free one)" : ""}\n`,
+  );
+  return 1;
+}
+
+function logStarted(log: Logger, sdk: ServerSdk, settings: Settings): void {
   log.info(
     sdk.enabled
       ? `telemetry: OpenTelemetry SDK on (service.name ${sdk.serviceName}; exporters from the OTEL_* environment)`
       : "telemetry: OpenTelemetry SDK disabled (OTEL_SDK_DISABLED)",
   );
   log.info(`lease sweep every ${sweepIntervalMs(settings.leaseSeconds) / 1000} s`);
+}
 
-  const reason = await done;
-  signals.dispose();
+/** Lets requests in flight finish, then flushes the server's own telemetry; never throws. */
+async function stop(tracker: Running, reason: string, sdk: ServerSdk, log: Logger): Promise<void> {
   log.info(`stopping (${reason}): finishing requests in flight`);
   try {
-    await close();
+    await tracker.close();
   } catch (error) {
     log.error(`error while stopping: ${error instanceof Error ? error.message : String(error)}`);
   }
   await sdk.shutdown();
   log.info("stopped");
-  // Should a library leave a handle open, still exit once the work is done.
-  setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
-  return 0;
 }

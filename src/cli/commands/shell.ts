@@ -4,7 +4,7 @@
  * records the session is loaded before the prompt; the OpenTelemetry SDK,
  * its exporters and session delivery load after it (see telemetry/bootstrap.ts).
  */
-import { start } from "node:repl";
+import { type REPLServer, start } from "node:repl";
 import { version } from "../../package-info.ts";
 import { bootstrapTelemetry } from "../../telemetry/bootstrap.ts";
 import type { ShellTelemetry } from "../../telemetry/types.ts";
@@ -100,26 +100,18 @@ function demoInventory(): Stock {
   };
 }
 
+interface ShellFlags {
+  component?: string;
+  tracking?: boolean;
+  "eval-spans"?: boolean;
+  "capture-input"?: boolean;
+  help?: boolean;
+}
+
 export async function run(args: string[]): Promise<number> {
-  let values: {
-    component?: string;
-    tracking?: boolean;
-    "eval-spans"?: boolean;
-    "capture-input"?: boolean;
-    help?: boolean;
-  };
+  let values: ShellFlags;
   try {
-    ({ values } = parseArgs({
-      args,
-      allowNegative: true,
-      options: {
-        component: { type: "string" },
-        tracking: { type: "boolean", default: true },
-        "eval-spans": { type: "boolean" },
-        "capture-input": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
+    values = parseFlags(args);
   } catch (error) {
     return usageError(error instanceof Error ? error.message : String(error));
   }
@@ -133,24 +125,55 @@ export async function run(args: string[]): Promise<number> {
       `--component: must contain only letters, digits, '_' and '-' (received ${JSON.stringify(component.slice(0, 60))})`,
     );
   }
-  const captureInput = values["capture-input"] === true;
+  const telemetry = values.tracking ? startTelemetry(component, values) : undefined;
 
-  let telemetry: Promise<ShellTelemetry> | undefined;
-  if (values.tracking) {
-    applyDemoExporterDefaults(process.env);
-    telemetry = bootstrapTelemetry({
-      component,
-      shellType: SHELL_TYPE,
-      version,
-      adapters: ADAPTERS,
-      evalSpans: values["eval-spans"] === true || captureInput,
-      captureInput,
-    });
+  const server = openShell(component, values.tracking === true);
+  await new Promise<void>((resolve) => server.once("exit", () => resolve()));
+  if (telemetry !== undefined) {
+    // Loaded here, not at the top: nothing on the way to the prompt needs it.
+    const { settledWithin } = await import("../../deadline.ts");
+    await settledWithin(
+      telemetry.then((t) => t.shutdown()),
+      SHUTDOWN_TIMEOUT_MS,
+    );
   }
+  return 0;
+}
 
+/** Throws on an unknown or malformed flag. */
+function parseFlags(args: string[]): ShellFlags {
+  return parseArgs({
+    args,
+    allowNegative: true,
+    options: {
+      component: { type: "string" },
+      tracking: { type: "boolean", default: true },
+      "eval-spans": { type: "boolean" },
+      "capture-input": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  }).values;
+}
+
+/** Starts loading telemetry; the prompt does not wait for it. */
+function startTelemetry(component: string, values: ShellFlags): Promise<ShellTelemetry> {
+  const captureInput = values["capture-input"] === true;
+  applyDemoExporterDefaults(process.env);
+  return bootstrapTelemetry({
+    component,
+    shellType: SHELL_TYPE,
+    version,
+    adapters: ADAPTERS,
+    evalSpans: values["eval-spans"] === true || captureInput,
+    captureInput,
+  });
+}
+
+/** Prints the banner and opens the REPL with the demo objects and the `.session` command. */
+function openShell(component: string, tracking: boolean): REPLServer {
   process.stdout.write(
     `${component} admin shell (otel-shell-sessions ${version}) · .help for commands, .exit to leave\n` +
-      (values.tracking ? "" : "session tracking off\n"),
+      (tracking ? "" : "session tracking off\n"),
   );
   const server = start({ prompt: `${component}> ` });
   const inventory = demoInventory();
@@ -169,15 +192,5 @@ export async function run(args: string[]): Promise<number> {
       this.displayPrompt();
     },
   });
-
-  await new Promise<void>((resolve) => server.once("exit", () => resolve()));
-  if (telemetry !== undefined) {
-    // Loaded here, not at the top: nothing on the way to the prompt needs it.
-    const { settledWithin } = await import("../../deadline.ts");
-    await settledWithin(
-      telemetry.then((t) => t.shutdown()),
-      SHUTDOWN_TIMEOUT_MS,
-    );
-  }
-  return 0;
+  return server;
 }

@@ -1,0 +1,162 @@
+/**
+ * The in-memory queue and its worker: events of different sessions are sent
+ * at once (up to the concurrency), a session's next event only once its
+ * previous one is settled, so a start always goes before its end (which
+ * needs the session id the start receives). Bounded: an event that finds the
+ * queue full goes to the spool instead. What becomes of a sent event is the
+ * caller's business (`settle`); the queue only keeps the order and the count.
+ */
+import { settledWithin } from "../deadline.ts";
+import type { Delivered, Job, Phase, SessionRef } from "./jobs.ts";
+import type { Logger } from "./log.ts";
+
+export interface SessionQueueOptions {
+  max: number;
+  concurrency: number;
+  log: Logger;
+  phase: () => Phase;
+  /** Sends one event. */
+  deliver: (job: Job) => Promise<Delivered>;
+  /** Books what became of a job taken off the queue (or of one parked while in flight that was acknowledged). */
+  settle: (job: Job, outcome: Delivered) => void;
+  /** Hands jobs to the spool instead of sending them. */
+  spool: (jobs: Job[], why: string) => void;
+  /** Told whenever the worker runs out of work to start. */
+  onIdle: () => void;
+}
+
+export class SessionQueue {
+  readonly #o: SessionQueueOptions;
+  readonly #jobs: Job[] = [];
+  /** Event ids of unfinished jobs: a drain in this process leaves their spool copies alone. */
+  readonly #owned = new Set<string>();
+  /** Sessions with an event being sent: their next one waits. Its size is the number of sends in flight. */
+  readonly #sending = new Set<SessionRef>();
+  /** A dispatch is planned for a later turn. */
+  #pumpQueued = false;
+  /** forceFlush calls waiting for the queue to empty (or the process to start exiting). */
+  readonly #flushWaiters = new Set<() => void>();
+
+  constructor(options: SessionQueueOptions) {
+    this.#o = options;
+  }
+
+  /** Jobs in memory (queued or in flight). */
+  get length(): number {
+    return this.#jobs.length;
+  }
+
+  /** Sends are in flight, or a dispatch is planned. */
+  get busy(): boolean {
+    return this.#sending.size > 0 || this.#pumpQueued;
+  }
+
+  owns(eventId: string): boolean {
+    return this.#owned.has(eventId);
+  }
+
+  push(job: Job): void {
+    if (this.#jobs.length >= this.#o.max) {
+      this.#o.spool([job], `the in-memory queue holds its maximum of ${this.#o.max} events`);
+      return;
+    }
+    this.#jobs.push(job);
+    this.#owned.add(job.eventId);
+    this.#pump();
+  }
+
+  /** Jobs not yet taken off the queue. */
+  unfinished(): Job[] {
+    return this.#jobs.filter((j) => !j.finished);
+  }
+
+  /** Takes a job off the queue. */
+  finish(job: Job): void {
+    job.finished = true;
+    this.#owned.delete(job.eventId);
+    const i = this.#jobs.indexOf(job);
+    if (i >= 0) this.#jobs.splice(i, 1);
+    this.wakeFlushWaiters();
+  }
+
+  /** Empties the queue, returning what was on it and unfinished; sends in flight are stopped by their epoch. */
+  takeAll(): Job[] {
+    const jobs = this.#jobs.splice(0).filter((j) => !j.finished);
+    for (const job of jobs) {
+      job.finished = true;
+      this.#owned.delete(job.eventId);
+    }
+    return jobs;
+  }
+
+  #pump(): void {
+    if (this.#pumpQueued || this.#o.phase() === "stopped") return;
+    this.#pumpQueued = true;
+    // On a later turn: whatever called us (a span start, the first prompt) finishes first.
+    setImmediate(() => {
+      this.#pumpQueued = false;
+      this.#dispatch();
+    });
+  }
+
+  /** Starts sending the oldest events whose sessions have nothing in flight, up to the concurrency. */
+  #dispatch(): void {
+    for (const job of [...this.#jobs]) {
+      if (this.#sending.size >= this.#o.concurrency || this.#o.phase() !== "running") return;
+      if (job.finished || this.#sending.has(job.session)) continue;
+      if (job.kind === "end" && job.session.start === "spool") {
+        this.finish(job);
+        this.#o.spool([job], "its start is waiting in the spool");
+        continue;
+      }
+      void this.#send(job);
+    }
+    this.#o.onIdle();
+  }
+
+  async #send(job: Job): Promise<void> {
+    this.#sending.add(job.session);
+    try {
+      const outcome = await this.#o.deliver(job);
+      if (job.finished) {
+        // Spooled meanwhile by a park: an acknowledgement still clears the spool copy; a failure leaves it.
+        if (outcome.ok && this.#o.phase() !== "exiting") this.#o.settle(job, outcome);
+        return;
+      }
+      this.finish(job);
+      this.#o.settle(job, outcome);
+    } catch (error) {
+      // Not expected (the sender sorts every failure); the event stays wherever it is, queue or spool.
+      this.#o.log.warn(`sending ${job.kind} ${job.eventId}: ${(error as Error).message}`);
+    } finally {
+      this.#sending.delete(job.session);
+      if (this.#o.phase() === "running") this.#dispatch();
+    }
+  }
+
+  /** Waits until nothing in memory is still being sent, or the process is leaving, for at most `timeoutMs`. */
+  async flushed(timeoutMs: number): Promise<void> {
+    if (this.#isFlushed()) return;
+    let wake = () => {};
+    const flushed = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    this.#flushWaiters.add(wake);
+    try {
+      // Unreferenced: a flush never keeps the process alive by itself.
+      await settledWithin(flushed, timeoutMs, { unref: true });
+    } finally {
+      this.#flushWaiters.delete(wake);
+    }
+  }
+
+  #isFlushed(): boolean {
+    return this.#o.phase() === "exiting" || !this.#jobs.some((j) => !j.finished);
+  }
+
+  wakeFlushWaiters(): void {
+    if (this.#flushWaiters.size === 0 || !this.#isFlushed()) return;
+    for (const wake of this.#flushWaiters) wake();
+    this.#flushWaiters.clear();
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * The sender: one event to the tracker, as one MCP tool call, with the one
+ * retry policy (jittered exponential backoff, transient failures only, within
+ * `retryMaxElapsedMs`) and the one circuit breaker every call goes through.
+ * It also chooses where events go (the embedded default looks for a tracker
+ * first), keeps the connections, mints the credentials, and wraps each call
+ * in an MCP client span. It knows nothing of queues or the spool: it answers
+ * with what became of the event, and the layers above decide what follows.
+ */
+import {
+  type Context,
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapSetter,
+  type TracerProvider,
+  trace,
+} from "@opentelemetry/api";
+import {
+  CompositePropagator,
+  suppressTracing,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
+import { backOff } from "exponential-backoff";
+import { parseToolResult, SessionEndResult, SessionStartResult, TOOL_NAMES } from "../contract/index.ts";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_TOOL_NAME,
+  ATTR_MCP_METHOD_NAME,
+  ATTR_NETWORK_TRANSPORT,
+  type EmissionOutcome,
+  SCOPE_NAME,
+} from "../semconv.ts";
+import { Breaker, type CircuitState } from "./breaker.ts";
+import { CLIENT_INFO, McpConnection } from "./client.ts";
+import { Credentials } from "./credentials.ts";
+import { answers, embeddedEnv, embeddedTracker } from "./embedded.ts";
+import { classifyError, DeliveryFailure, fromResultError } from "./errors.ts";
+import { type Delivered, eventTypeOf, type Job, type SessionRef } from "./jobs.ts";
+import type { Logger } from "./log.ts";
+import type { DeliveryMetrics } from "./metrics.ts";
+import { type DeliveryOptions, describeTransport, type TransportSpec } from "./options.ts";
+
+// The trace context in `_meta` is always W3C, whatever OTEL_PROPAGATORS says for the app's own HTTP.
+const PROPAGATOR = new CompositePropagator({
+  propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+});
+const META_SETTER: TextMapSetter<Record<string, string>> = {
+  set: (carrier, key, value) => {
+    carrier[key] = value;
+  },
+};
+
+/** The tracker events go to, and the environment a stdio tracker is started with. */
+interface Target {
+  transport: TransportSpec;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface SenderOptions {
+  options: DeliveryOptions;
+  log: Logger;
+  metrics: DeliveryMetrics;
+  tracerProvider?: TracerProvider | undefined;
+  /** Told after the circuit changed state (and the change was logged). */
+  onCircuitChange?: (state: CircuitState) => void;
+}
+
+export class Sender {
+  readonly #o: DeliveryOptions;
+  readonly #log: Logger;
+  readonly #metrics: DeliveryMetrics;
+  readonly #tracerProvider: TracerProvider | undefined;
+  readonly #breaker: Breaker;
+  readonly #credentials: Credentials;
+  readonly #connections = new Map<string, McpConnection>();
+  #choosing: Promise<Target> | undefined;
+  #target: Target | undefined;
+
+  constructor(deps: SenderOptions) {
+    this.#o = deps.options;
+    this.#log = deps.log;
+    this.#metrics = deps.metrics;
+    this.#tracerProvider = deps.tracerProvider;
+    this.#breaker = new Breaker({
+      failures: this.#o.breakerFailures,
+      resetMs: this.#o.breakerResetMs,
+      onStateChange: (state) => {
+        this.#log.info(`circuit ${state.replace("_", "-")} (${describeTransport(this.#o.transport)})`);
+        deps.onCircuitChange?.(state);
+      },
+    });
+    this.#credentials = new Credentials({
+      token: this.#o.token,
+      env: this.#o.env,
+      ttlSeconds: this.#o.tokenTtlSeconds,
+      log: this.#log,
+    });
+  }
+
+  get circuit(): CircuitState {
+    return this.#breaker.state;
+  }
+
+  /**
+   * Sends one event, retrying transient failures until `stopped()` says the
+   * event is no longer ours to send (parked, exiting) or the retry budget is
+   * spent. Never rejects: every failure comes back classified.
+   */
+  async deliver(job: Job, stopped: () => boolean): Promise<Delivered> {
+    const type = eventTypeOf(job.kind);
+    const started = performance.now();
+    this.#metrics.inflight(1);
+    try {
+      const trackerSessionId = await backOff(
+        () => {
+          if (stopped()) return Promise.reject(new DeliveryFailure("aborted", "aborted", "delivery was stopped"));
+          return this.#breaker.fire(() => this.#send(job));
+        },
+        {
+          numOfAttempts: this.#o.retryAttempts,
+          startingDelay: this.#o.retryBaseDelayMs,
+          timeMultiple: 2,
+          maxDelay: this.#o.retryMaxDelayMs,
+          jitter: "full",
+          delayFirstAttempt: false,
+          retry: (error: unknown) => {
+            const failure = classifyError(error);
+            if (failure.kind !== "transient" || stopped()) return false;
+            if (performance.now() - started >= this.#o.retryMaxElapsedMs) return false;
+            this.#metrics.emission(type, "retried");
+            this.#log.debug(`${type} ${job.eventId}: ${failure.message}; retrying`);
+            return true;
+          },
+        },
+      );
+      this.#metrics.emission(type, "success", (performance.now() - started) / 1000);
+      this.#metrics.exported();
+      return { ok: true, ...(trackerSessionId !== undefined ? { trackerSessionId } : {}) };
+    } catch (error) {
+      return { ok: false, failure: this.#failed(job, classifyError(error), (performance.now() - started) / 1000) };
+    } finally {
+      this.#metrics.inflight(-1);
+    }
+  }
+
+  /** Counts, logs and reacts to an event's final failure. */
+  #failed(job: Job, failure: DeliveryFailure, seconds: number): DeliveryFailure {
+    const type = eventTypeOf(job.kind);
+    this.#reconsiderTarget(failure);
+    const outcome: EmissionOutcome =
+      failure.kind === "rejected" ? "rejected" : failure.kind === "short_circuited" ? "short_circuited" : "failed";
+    if (failure.kind !== "aborted") this.#metrics.emission(type, outcome, seconds);
+    this.#metrics.exported(failure.errorType);
+    if (failure.kind === "rejected") {
+      const what = failure.auth ? "refused our credentials" : "rejected an event";
+      this.#log.warnOnce(
+        `rejected:${failure.errorType}`,
+        `the tracker ${what} (${failure.errorType}): ${failure.message}. The event stays in the spool ${this.#o.spoolPath}; after fixing, run: shell-sessions spool drain`,
+      );
+      if (failure.auth) this.#credentials.invalidate();
+    } else {
+      this.#log.debug(`${type} ${job.eventId} not delivered (${failure.kind}): ${failure.message}`);
+    }
+    return failure;
+  }
+
+  /** One tool call. Resolves to the tracker's session id for a start. */
+  async #send(job: Job): Promise<string | undefined> {
+    const session = job.session;
+    // Built first: building the start settles the component name the token is minted for.
+    const base = job.payload() as Record<string, unknown>;
+    const { token, connection } = await this.#connect(session);
+    const tool = job.kind === "start" ? TOOL_NAMES.start : TOOL_NAMES.end;
+    const args: Record<string, unknown> =
+      job.kind === "start" ? { ...base } : { ...base, session_id: session.trackerSessionId };
+    if (token !== undefined) args.token = token;
+    return this.#traced(tool, session, async (meta) => {
+      const result = await connection.callTool(tool, args, meta);
+      if (job.kind === "start") {
+        const parsed = parseToolResult(result, SessionStartResult, tool);
+        if (parsed.status === "tracked" && typeof parsed.session_id === "string" && parsed.session_id !== "") {
+          return parsed.session_id;
+        }
+        throw fromResultError(parsed.code, parsed.error, tool);
+      }
+      const parsed = parseToolResult(result, SessionEndResult, tool);
+      if (parsed.status === "ended") return undefined;
+      if (parsed.status === "not_found") {
+        throw new DeliveryFailure(
+          "rejected",
+          "not_found",
+          `${tool}: the tracker does not know session ${session.trackerSessionId}`,
+        );
+      }
+      throw fromResultError(parsed.code, parsed.error, tool);
+    });
+  }
+
+  /**
+   * One heartbeat for a session the tracker acknowledged, through the
+   * breaker and never retried: the next one will do. False when the tracker
+   * lists no heartbeat tool (an extra of our tracker), so none need be tried.
+   */
+  async heartbeat(session: SessionRef): Promise<boolean> {
+    const started = performance.now();
+    try {
+      const { token, connection } = await this.#connect(session);
+      if (!(await connection.supports(TOOL_NAMES.heartbeat))) return false;
+      const args = {
+        session_id: session.trackerSessionId,
+        timestamp: new Date().toISOString(),
+        event_type: "heartbeat",
+        ...(token !== undefined ? { token } : {}),
+      };
+      await this.#breaker.fire(() =>
+        this.#traced(TOOL_NAMES.heartbeat, session, (meta) => connection.callTool(TOOL_NAMES.heartbeat, args, meta), {
+          span: false,
+        }),
+      );
+      this.#metrics.emission("heartbeat", "success", (performance.now() - started) / 1000);
+    } catch (error) {
+      const failure = classifyError(error);
+      this.#metrics.emission("heartbeat", failure.kind === "short_circuited" ? "short_circuited" : "failed");
+      this.#log.debug(`heartbeat for ${session.trackerSessionId}: ${failure.message}`);
+    }
+    return true;
+  }
+
+  /** The credential and connection for a session's component. */
+  async #connect(session: SessionRef): Promise<{ token: string | undefined; connection: McpConnection }> {
+    // Chosen before minting: choosing the local store creates the secret the token is signed with.
+    const { transport, env } = await this.#chooseTarget();
+    const token = await this.#credentials.tokenFor(session.component);
+    // Over HTTP the Bearer header is per connection, so each credential has its own; stdio has one server.
+    const key = transport.kind === "stdio" ? "stdio" : (token ?? "");
+    let connection = this.#connections.get(key);
+    if (!connection) {
+      connection = new McpConnection({
+        transport,
+        timeoutMs: this.#o.callTimeoutMs,
+        bearer: transport.kind === "http" ? token : undefined,
+        env,
+        log: this.#log,
+      });
+      this.#connections.set(key, connection);
+    }
+    return { token, connection };
+  }
+
+  /**
+   * Runs one call inside an MCP client span that is a child of the session
+   * span, with the trace context in `params._meta`, and with tracing
+   * suppressed underneath so our own HTTP requests are not traced again.
+   * Heartbeats get no span (`span: false`): one a minute would give an
+   * 8-hour session some 480 client spans, and their duration and outcome are
+   * metrics already; `_meta` then carries the session span's own context.
+   */
+  async #traced<T>(
+    tool: string,
+    session: SessionRef,
+    call: (meta: Record<string, string>) => Promise<T>,
+    { span: traced = true }: { span?: boolean } = {},
+  ): Promise<T> {
+    const parent = parentContext(session);
+    const span = traced ? this.#clientSpan(tool, parent) : undefined;
+    const meta: Record<string, string> = {};
+    PROPAGATOR.inject(span === undefined ? parent : trace.setSpan(parent, span), meta, META_SETTER);
+    const started = performance.now();
+    try {
+      const result = await context.with(suppressTracing(parent), () => call(meta));
+      this.#metrics.operation(tool, (performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      const failure = classifyError(error);
+      this.#metrics.operation(tool, (performance.now() - started) / 1000, failure.errorType);
+      span?.setAttribute(ATTR_ERROR_TYPE, failure.errorType);
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
+      throw failure;
+    } finally {
+      span?.end();
+    }
+  }
+
+  #clientSpan(tool: string, parent: Context) {
+    const tracer = (this.#tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE_NAME, CLIENT_INFO.version);
+    const transport = this.#target?.transport ?? this.#o.transport;
+    return tracer.startSpan(
+      `tools/call ${tool}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [ATTR_MCP_METHOD_NAME]: "tools/call",
+          [ATTR_GEN_AI_TOOL_NAME]: tool,
+          [ATTR_GEN_AI_OPERATION_NAME]: "execute_tool",
+          [ATTR_NETWORK_TRANSPORT]: transport.kind === "http" ? "tcp" : "pipe",
+        },
+      },
+      parent,
+    );
+  }
+
+  /**
+   * Where events go: the configured tracker; or, for the embedded default,
+   * the default URL if something answers there, else the local store's
+   * tracker over stdio (embedded.ts). Decided at the first call, and again
+   * after the chosen tracker proved unreachable.
+   */
+  #chooseTarget(): Promise<Target> {
+    this.#choosing ??= (async () => {
+      const configured = this.#o.transport;
+      if (!this.#o.embedded || configured.kind !== "http" || (await answers(configured.url))) {
+        return { transport: configured, env: this.#o.env };
+      }
+      this.#log.debug(`nothing answers at ${describeTransport(configured)}: recording sessions in the local store`);
+      return { transport: embeddedTracker(), env: embeddedEnv(this.#o.env) };
+    })().then((target) => {
+      this.#target = target;
+      return target;
+    });
+    return this.#choosing;
+  }
+
+  /** Forgets the embedded default's choice once its tracker proved unreachable, so the next call looks again. */
+  #reconsiderTarget(failure: DeliveryFailure): void {
+    if (this.#o.embedded && failure.errorType === "econnrefused" && this.#target !== undefined) {
+      this.#choosing = undefined;
+      this.#target = undefined;
+      this.resetConnections();
+      this.#connections.clear();
+    }
+  }
+
+  /**
+   * Cuts calls in flight and lets idle connections go (an SSE stream or a
+   * stdio child would keep the process alive); the next call reconnects.
+   */
+  resetConnections(): void {
+    for (const connection of this.#connections.values()) connection.reset();
+  }
+
+  /** Closes every connection for good (a stdio tracker it spawned exits). */
+  closeConnections(): void {
+    for (const connection of this.#connections.values()) connection.close();
+    this.#connections.clear();
+  }
+
+  /** Stops the breaker's timers; after the last call that may go through it. */
+  shutdown(): void {
+    this.#breaker.shutdown();
+  }
+}
+
+/** The session span as the parent of a call, with the session's baggage. */
+function parentContext(session: SessionRef): Context {
+  const parent = trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: session.traceId,
+    spanId: session.spanId,
+    traceFlags: session.traceFlags,
+    isRemote: false,
+    ...(session.traceState ? { traceState: session.traceState } : {}),
+  });
+  return session.baggage ? propagation.setBaggage(parent, session.baggage) : parent;
+}
