@@ -41,13 +41,12 @@ export function endOpenSessions(reason: ExitReason, error?: unknown, exitCode?: 
 }
 
 /**
- * Flushes every registered telemetry pipeline, waiting first for a start-up in
- * progress, and gives up after `timeoutMs`. Never rejects.
+ * Runs every registered flush (telemetry registers one that waits for its
+ * start-up in progress), and gives up after `timeoutMs`. Never rejects.
  */
 export async function flushTelemetry(timeoutMs: number): Promise<void> {
   const reg = registry();
   const work = (async () => {
-    if (reg.telemetry !== undefined) await reg.telemetry.catch(() => undefined);
     reg.unflushed = false;
     await Promise.allSettled([...reg.flushers].map((flush) => flush()));
   })();

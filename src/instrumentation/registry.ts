@@ -31,15 +31,9 @@ export interface Registry {
   readonly undelivered: Set<ShellSession>;
   /** The write-ahead journal of this process, once a shell has started. */
   journal: Journal | undefined;
-  /** Bounded flushes of the telemetry pipelines, run on SIGTERM/SIGHUP and before a natural exit. */
+  /** Bounded flushes run on SIGTERM/SIGHUP and before a natural exit (telemetry adds its own). */
   readonly flushers: Set<() => Promise<void>>;
   binder: SessionBinder | undefined;
-  /** The telemetry start-up in progress or done, if any (awaited before flushing). */
-  telemetry: Promise<unknown> | undefined;
-  /** True once that start-up has settled, either way. */
-  telemetrySettled: boolean;
-  /** Options of a telemetry start-up that has not begun loading yet; later callers may add to them. */
-  pendingOptions: Record<string, unknown> | undefined;
   /** True once the process-level exit handlers are in place. */
   exitPathsInstalled: boolean;
   /** The start-up hook on `REPLServer.prototype`, while installed. */
@@ -53,7 +47,7 @@ export interface Registry {
  * shape use another key (the number here), so they never read each other's
  * state; they then track their own shells apart.
  */
-const KEY = Symbol.for("otel-shell-sessions.registry.v2");
+const KEY = Symbol.for("otel-shell-sessions.registry.v3");
 
 export function registry(): Registry {
   const holder = globalThis as unknown as Record<symbol, Registry | undefined>;
@@ -68,9 +62,6 @@ export function registry(): Registry {
       journal: undefined,
       flushers: new Set(),
       binder: undefined,
-      telemetry: undefined,
-      telemetrySettled: false,
-      pendingOptions: undefined,
       exitPathsInstalled: false,
       earlyCapture: undefined,
       unflushed: false,

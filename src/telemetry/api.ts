@@ -7,7 +7,7 @@ import { ShellSessionInstrumentation } from "../instrumentation/instrumentation.
 import { registry } from "../instrumentation/registry.ts";
 import type { ExitReason, ShellOptions, ShellSessionHandle } from "../instrumentation/types.ts";
 import { parseExitReason, parseShellOptions, parseTelemetryOptions } from "./options.ts";
-import { beginTelemetry, telemetryOptionsOpen } from "./start.ts";
+import { beginTelemetry, telemetryOptionsOpen, telemetryStarted } from "./start.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
 /**
@@ -46,7 +46,7 @@ export function trackShell(server: REPLServer, options: ShellOptions = {}): Shel
   session.configure(shell);
   if (session.observer === undefined) {
     if (reg.binder !== undefined) reg.binder.bind(session);
-    else if (reg.telemetry === undefined) new ShellSessionInstrumentation().bind(session);
+    else if (!telemetryStarted()) new ShellSessionInstrumentation().bind(session);
     // Otherwise telemetry is starting, and its instrumentation takes the session over when it is up.
   }
   const handle = session.handle();

@@ -12,7 +12,7 @@
 import type { EventEmitter } from "node:events";
 import { registry } from "../instrumentation/registry.ts";
 import type { ShellSession } from "../instrumentation/session.ts";
-import { beginTelemetry } from "./start.ts";
+import { beginTelemetry, telemetryStarted } from "./start.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
 /** The longest a paused shell holds off the loading (a shell an application keeps paused on purpose). */
@@ -43,7 +43,7 @@ function whenTakingInput(shell: EventEmitter & { paused?: boolean }, then: () =>
 
 export function bootstrapTelemetry(options: ShellTelemetryOptions = {}): Promise<ShellTelemetry> {
   const reg = registry();
-  if (reg.telemetry !== undefined) return beginTelemetry(options);
+  if (telemetryStarted()) return beginTelemetry(options);
   let openGate = () => {};
   const gate = new Promise<void>((resolve) => {
     openGate = resolve;

@@ -20,6 +20,7 @@ import { deliverySpanProcessors } from "./delivery.ts";
 import { metricReadersFromEnv, spanProcessorsFromEnv } from "./env.ts";
 import { foreignApiVersion, globalTracerProviderRegistered } from "./global-sdk.ts";
 import { leaving } from "./leaving.ts";
+import { telemetryState } from "./state.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
 /**
@@ -61,7 +62,8 @@ async function delivery(spans = true): Promise<SpanProcessor[]> {
  */
 function flushOnExit(flush: () => Promise<void>): () => void {
   const reg = registry();
-  reg.flushers.add(flush);
+  const { flushers } = telemetryState();
+  flushers.add(flush);
   const onBeforeExit = () => {
     if (!reg.unflushed) return;
     leaving();
@@ -69,7 +71,7 @@ function flushOnExit(flush: () => Promise<void>): () => void {
   };
   process.on("beforeExit", onBeforeExit);
   return () => {
-    reg.flushers.delete(flush);
+    flushers.delete(flush);
     process.removeListener("beforeExit", onBeforeExit);
   };
 }

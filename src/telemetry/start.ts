@@ -5,6 +5,7 @@
  */
 import { installCapture } from "../instrumentation/capture.ts";
 import { registry } from "../instrumentation/registry.ts";
+import { telemetryState } from "./state.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
 
 /**
@@ -16,33 +17,41 @@ import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
  * result unchanged.
  */
 export function beginTelemetry(options: ShellTelemetryOptions = {}, gate?: Promise<void>): Promise<ShellTelemetry> {
-  const reg = registry();
+  const state = telemetryState();
   installCapture();
-  if (reg.telemetry === undefined) {
-    reg.pendingOptions = { ...options };
-    reg.telemetry = (gate ?? Promise.resolve())
+  if (state.start === undefined) {
+    state.pending = { ...options };
+    const start = (gate ?? Promise.resolve())
       // In slices, so that the shell whose prompt opened the gate keeps answering while they load.
       .then(() => import("./slices.ts"))
       .then(({ warmUp }) => warmUp())
       .then(() => import("./sdk.ts"))
       .then(({ startSdk }) => {
-        const merged = (reg.pendingOptions ?? {}) as ShellTelemetryOptions;
-        reg.pendingOptions = undefined;
+        const merged = state.pending ?? {};
+        state.pending = undefined;
         return startSdk(merged);
-      })
-      .finally(() => {
-        reg.telemetrySettled = true;
       });
-  } else if (reg.pendingOptions !== undefined) {
-    const pending = reg.pendingOptions as ShellTelemetryOptions;
+    state.start = start;
+    // The exit paths' one flush of telemetry: a start-up in progress first, then every pipeline it built.
+    registry().flushers.add(async () => {
+      await start.catch(() => undefined);
+      await Promise.allSettled([...state.flushers].map((flush) => flush()));
+    });
+  } else if (state.pending !== undefined) {
+    const pending = state.pending;
     const spanProcessors = [...(pending.spanProcessors ?? []), ...(options.spanProcessors ?? [])];
     Object.assign(pending, options, spanProcessors.length > 0 ? { spanProcessors } : {});
   }
-  return reg.telemetry as Promise<ShellTelemetry>;
+  return state.start;
 }
 
 /** Whether `beginTelemetry` would still take new options. */
 export function telemetryOptionsOpen(): boolean {
-  const reg = registry();
-  return reg.telemetry === undefined || reg.pendingOptions !== undefined;
+  const state = telemetryState();
+  return state.start === undefined || state.pending !== undefined;
+}
+
+/** Telemetry has been started in this process (perhaps still loading). */
+export function telemetryStarted(): boolean {
+  return telemetryState().start !== undefined;
 }
