@@ -12,7 +12,11 @@
  *
  * Calls time out in the client (which aborts them for real), so opossum's
  * own timeout is off. Rejections (the tracker answered "no") and our own
- * aborts are not failures of the tracker and do not count.
+ * aborts are not failures of the tracker and do not count (`errorFilter`).
+ * opossum counts a filtered error as a success, which is right for a
+ * rejection (the tracker answered) but not for our abort of a half-open
+ * probe (a park or exit cut it): that says nothing of the tracker, so the
+ * circuit goes back to open and the next probe comes after the reset time.
  */
 import { EventEmitter } from "node:events";
 import CircuitBreaker from "opossum";
@@ -34,6 +38,8 @@ type Task = () => Promise<unknown>;
 export class Breaker {
   readonly #breaker: CircuitBreaker<[Task], unknown>;
   #state: CircuitState = "closed";
+  /** A half-open probe was aborted by us: the close opossum makes of it is undone. */
+  #probeAborted = false;
 
   constructor(options: BreakerOptions) {
     const rotate = new EventEmitter();
@@ -50,6 +56,7 @@ export class Breaker {
       rollingPercentilesEnabled: false,
       errorFilter: (error: unknown) => {
         const kind = classifyError(error).kind;
+        if (kind === "aborted" && this.#breaker.halfOpen) this.#probeAborted = true;
         return kind === "rejected" || kind === "aborted";
       },
     });
@@ -61,7 +68,11 @@ export class Breaker {
     };
     this.#breaker.on("open", () => set("open"));
     this.#breaker.on("halfOpen", () => set("half_open"));
-    this.#breaker.on("close", () => set("closed"));
+    this.#breaker.on("close", () => {
+      if (!this.#probeAborted) return set("closed");
+      this.#probeAborted = false;
+      this.#breaker.open();
+    });
   }
 
   get state(): CircuitState {

@@ -58,6 +58,20 @@ test("an open circuit goes half-open after the reset timeout: a failed probe reo
   assert.equal(breaker.state, "closed");
 });
 
+test("a half-open probe we aborted ourselves neither closes the circuit nor counts against the tracker", async (t) => {
+  const states: CircuitState[] = [];
+  const breaker = new Breaker({ failures: 3, resetMs: 150, onStateChange: (s) => states.push(s) });
+  t.after(() => breaker.shutdown());
+  for (let i = 0; i < 3; i++) await outcome(breaker, fail);
+  await waitFor("half-open", () => breaker.state === "half_open", 10_000);
+  const aborted = () => Promise.reject(new DeliveryFailure("aborted", "aborted", "delivery was stopped"));
+  assert.equal(await outcome(breaker, aborted), "failed");
+  assert.equal(breaker.state, "open", "back to open: the probe said nothing about the tracker");
+  await waitFor("half-open again", () => breaker.state === "half_open", 10_000);
+  assert.equal(await outcome(breaker, ok), "ok");
+  assert.deepEqual(states, ["open", "half_open", "open", "half_open", "closed"], "never closed by the abort");
+});
+
 test("rejections (the tracker answered no) never open the circuit", async (t) => {
   const breaker = new Breaker({ failures: 3, resetMs: 60_000 });
   t.after(() => breaker.shutdown());
