@@ -13,11 +13,11 @@
  * spool. The holder looks at the spool once more after letting the lock go,
  * so events ingested while it was finishing are never left behind.
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { createLogger, type Logger, parseLogLevel } from "../log.ts";
 import { SessionDelivery } from "./delivery.ts";
 import { ingestJournals, processAlive } from "./ingest.ts";
-import { createLogger, type Logger, parseLogLevel } from "./log.ts";
 import { type DeliveryOptions, ENV, resolveDeliveryOptions } from "./options.ts";
 import { Spool } from "./spool.ts";
 
@@ -100,33 +100,37 @@ function deliverable(options: DeliveryOptions, log: Logger): number {
 }
 
 /**
- * Each helper's deadline, appended beside the lock. A helper that finds the
- * lock held leaves at once (one drainer per spool, not one process per dead
- * shell), so the drainer works until the latest deadline announced: a shell
- * that died later still gets its whole timeout, though an earlier helper does
- * the work.
+ * Each helper's deadline, as an empty file beside the lock whose name holds
+ * it (`<lock>.until.<ms>.<pid>`). A helper that finds the lock held leaves at
+ * once (one drainer per spool, not one process per dead shell), so the
+ * drainer works until the latest deadline announced: a shell that died later
+ * still gets its whole timeout, though an earlier helper does the work. One
+ * file each, not lines in one file: a deadline that has passed can then be
+ * removed by anyone, without racing a helper that is announcing its own.
  */
-function announceDeadline(path: string, deadline: number): void {
+function announceDeadline(lock: string, deadline: number): void {
   try {
-    const fd = openSync(path, "a", 0o600);
-    try {
-      writeSync(fd, `${deadline}\n`);
-    } finally {
-      closeSync(fd);
-    }
+    closeSync(openSync(`${lock}.until.${deadline}.${process.pid}`, "w", 0o600));
   } catch {
-    // Without the file each helper keeps to its own deadline, as before.
+    // Without the file each helper keeps to its own deadline.
   }
 }
 
-function latestDeadline(path: string, own: number): number {
+/** The latest deadline announced (at least `own`); files of deadlines already past are removed. */
+function latestDeadline(lock: string, own: number): number {
+  const prefix = `${basename(lock)}.until.`;
+  let latest = own;
   try {
-    return readFileSync(path, "utf8")
-      .split("\n")
-      .reduce((latest, line) => Math.max(latest, Number(line) || 0), own);
+    for (const name of readdirSync(dirname(lock))) {
+      if (!name.startsWith(prefix)) continue;
+      const until = Number(name.slice(prefix.length).split(".")[0]);
+      if (Number.isFinite(until) && until > Date.now()) latest = Math.max(latest, until);
+      else rmSync(join(dirname(lock), name), { force: true });
+    }
   } catch {
-    return own;
+    // Unreadable directory: keep to our own deadline.
   }
+  return latest;
 }
 
 /** Passes over the spool until nothing deliverable is left or the deadline. Returns what is left. */
@@ -138,9 +142,10 @@ async function drainUntil(options: DeliveryOptions, log: Logger, deadline: () =>
       const summary = await delivery.drain({ deadline: deadline() });
       if (summary.delivered > 0) log.info(`delivered ${summary.delivered} event(s)`);
       const left = deliverable(options, log);
-      if (left === 0 || Date.now() >= deadline()) return left;
+      const end = deadline();
+      if (left === 0 || Date.now() >= end) return left;
       pause = summary.delivered > 0 || summary.busy ? options.spoolRetryMs : Math.min(pause * 2, MAX_PAUSE_MS);
-      await sleep(Math.min(pause, deadline() - Date.now()));
+      await sleep(Math.min(pause, end - Date.now()));
     }
   } finally {
     await delivery.shutdown();
@@ -173,10 +178,11 @@ async function main(): Promise<void> {
   ingest(journalPath, options, log);
 
   const lock = `${options.spoolPath}.helper`;
-  const deadlines = `${lock}.deadlines`;
-  if (deliverable(options, log) > 0) announceDeadline(deadlines, deadline);
-  const until = () => latestDeadline(deadlines, deadline);
-  while (deliverable(options, log) > 0 && takeLock(lock)) {
+  if (deliverable(options, log) === 0) return;
+  announceDeadline(lock, deadline);
+  const until = () => latestDeadline(lock, deadline);
+  do {
+    if (!takeLock(lock)) return;
     let left: number;
     try {
       left = await drainUntil(options, log, until);
@@ -190,7 +196,8 @@ async function main(): Promise<void> {
       );
       return;
     }
-  }
+    // Looked at again after letting the lock go: what a helper ingested meanwhile is not left behind.
+  } while (deliverable(options, log) > 0);
 }
 
 main().then(
