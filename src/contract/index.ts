@@ -1,5 +1,97 @@
-export * from "./errors.ts";
-export * from "./result.ts";
-export * from "./sanitize.ts";
-export * from "./schemas.ts";
-export * from "./tools.ts";
+/**
+ * The wire contract, one zod schema per message: the source of the types
+ * and the validation both the exporter and the tracker use. Named exports
+ * only, so what this entry publishes changes only on purpose (the export
+ * snapshot test lists it).
+ */
+export {
+  ContractError,
+  capLength,
+  describeIssues,
+  ErrorCode,
+  ErrorDetail,
+  FieldIssue,
+  issuesFromZod,
+  kindOf,
+  MAX_ERROR_LENGTH,
+  MAX_ISSUES,
+} from "./errors.ts";
+export {
+  type CallToolResultLike,
+  parseToolResult,
+  safeServerText,
+} from "./result.ts";
+export {
+  buildEndEvent,
+  buildStartEvent,
+  COMPONENT_NAME_MAX,
+  type EndFacts,
+  HOSTNAME_MAX,
+  METADATA_ARRAY_MAX,
+  METADATA_DEPTH_MAX,
+  METADATA_KEYS_MAX,
+  METADATA_STRING_MAX,
+  SHELL_TYPE_MAX,
+  type StartFacts,
+  sanitizeComponentName,
+  sanitizeMetadata,
+  sanitizePid,
+  sanitizeText,
+  TEXT_FIELD_MAX,
+  toTimestamp,
+  truncateCodePoints,
+} from "./sanitize.ts";
+export {
+  COMPONENT_NAME_PATTERN,
+  ComponentName,
+  CWD_MAX,
+  canonicalUuidV4,
+  codePointLength,
+  EnvironmentInfo,
+  EVENT_VERSION,
+  ExitReason,
+  GetSessionQuery,
+  GetSessionResult,
+  HeartbeatEvent,
+  HeartbeatResult,
+  HOME_MAX,
+  LIST_LIMIT_DEFAULT,
+  LIST_LIMIT_MAX,
+  ListSessionsQuery,
+  ListSessionsResult,
+  Metadata,
+  OptionalMetadata,
+  OptionalToken,
+  PID_MAX,
+  PID_MIN,
+  Pid,
+  SessionEndEvent,
+  type SessionEndEventInput,
+  SessionEndResult,
+  SessionRecord,
+  SessionStartEvent,
+  type SessionStartEventInput,
+  SessionStartResult,
+  SessionStatus,
+  TIMESTAMP_PATTERN,
+  Timestamp,
+  USERNAME_MAX,
+  UserInfo,
+  UuidV4,
+} from "./schemas.ts";
+export {
+  HealthCheckArgs,
+  type JsonSchemaObject,
+  TOOL_NAMES,
+  TOOLS,
+  type ToolName,
+  TRACE_META_KEYS,
+  toolInputJsonSchema,
+  toolOutputJsonSchema,
+  validate,
+  validateEndEvent,
+  validateGetQuery,
+  validateHeartbeat,
+  validateListQuery,
+  validateStartEvent,
+} from "./tools.ts";

@@ -17,7 +17,16 @@ export interface CallToolResultLike {
 }
 
 const JWT_LIKE = /eyJ[\w-]{2,}\.[\w-]{2,}\.[\w-]*/g;
-const AUTH_WORDS = /\b(auth\w*|token|unauthori[sz]ed|forbidden|jwt|signature|expired)\b/i;
+const AUTH_WORDS = /\b(auth\w*|token|unauthori[sz]ed|forbidden|jwt|signature|expired|permission)\b/i;
+
+/**
+ * Whether a tracker's bare error text is about credentials. The real
+ * Session-Buddy answers an auth failure with a string alone, so its words
+ * are all there is to go by; every reader of such text asks here.
+ */
+export function mentionsCredentials(text: string): boolean {
+  return AUTH_WORDS.test(text);
+}
 
 /** Text a server sent back, made safe to log: no control characters, no JWTs, bounded. */
 export function safeServerText(text: string): string {
@@ -67,7 +76,7 @@ export function parseToolResult<S extends z.ZodType>(result: CallToolResultLike,
     throw ContractError.fromZod(`${tool} result`, parsed.error as z.ZodError, candidate);
   }
   const text = allText(result.content);
-  if (AUTH_WORDS.test(text)) {
+  if (mentionsCredentials(text)) {
     throw new ContractError("unauthenticated", `${tool} was refused: ${safeServerText(text)}`);
   }
   const what = result.isError === true ? "an error" : "a result";

@@ -18,9 +18,9 @@
  */
 import type { Client, jsonSchemaValidator, PriorDiscovery } from "@modelcontextprotocol/client";
 import type { CallToolResultLike } from "../contract/index.ts";
+import type { Logger } from "../log.ts";
 import { name, version } from "../package-info.ts";
 import { DeliveryFailure } from "./errors.ts";
-import type { Logger } from "./log.ts";
 import { failureFromMcpError, isEraMismatch, isProbeCutOff } from "./mcp-errors.ts";
 import { ENV, type TransportSpec } from "./options.ts";
 

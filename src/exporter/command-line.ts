@@ -8,7 +8,7 @@
  * and \\ escapes) and backslash outside quotes. A JSON array of strings is also
  * accepted, for paths that are awkward to quote.
  */
-import { OptionError } from "./errors.ts";
+import { OptionError } from "../option-error.ts";
 
 export function splitCommandLine(text: string, variable: string): string[] {
   const trimmed = text.trim();
@@ -17,10 +17,10 @@ export function splitCommandLine(text: string, variable: string): string[] {
     try {
       parsed = JSON.parse(trimmed);
     } catch {
-      throw new OptionError(variable, `${variable} starts with "[" but is not a JSON array of strings`);
+      throw new OptionError(`${variable} starts with "[" but is not a JSON array of strings`, variable);
     }
     if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((w) => typeof w === "string" && w !== "")) {
-      throw new OptionError(variable, `${variable} as JSON must be a non-empty array of non-empty strings`);
+      throw new OptionError(`${variable} as JSON must be a non-empty array of non-empty strings`, variable);
     }
     return parsed as string[];
   }
@@ -57,7 +57,7 @@ export function splitCommandLine(text: string, variable: string): string[] {
     }
   }
   if (quote !== undefined) {
-    throw new OptionError(variable, `${variable} has an unclosed ${quote} quote`);
+    throw new OptionError(`${variable} has an unclosed ${quote} quote`, variable);
   }
   if (inWord) words.push(current);
   return words;

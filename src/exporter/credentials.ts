@@ -10,7 +10,7 @@
  */
 import { mintToken, SCOPE_WRITE } from "../auth/jwt.ts";
 import { findSecret } from "../auth/secret.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../log.ts";
 
 interface Minted {
   token: string;

@@ -24,13 +24,13 @@
  */
 
 import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
+import type { Logger } from "../log.ts";
 import { ATTR_SHELL_TRACKER_SESSION_ID } from "../semconv.ts";
 import { Drainer, type DrainOptions, type DrainSummary } from "./drainer.ts";
 import { classifyError } from "./errors.ts";
 import type { EndPayload, StartPayload } from "./events.ts";
 import { Heartbeats } from "./heartbeats.ts";
 import { type Delivered, type Job, keyOf, newJob, type Phase, type SessionRef } from "./jobs.ts";
-import type { Logger } from "./log.ts";
 import { DeliveryMetrics } from "./metrics.ts";
 import type { DeliveryOptions } from "./options.ts";
 import { SessionQueue } from "./queue.ts";

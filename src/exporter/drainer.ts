@@ -10,11 +10,11 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { SessionEndEvent, SessionStartEvent, validate } from "../contract/index.ts";
+import type { Logger } from "../log.ts";
 import { classifyError } from "./errors.ts";
 import type { EndPayload, StartPayload } from "./events.ts";
 import { ingestJournals, journalDirOf, processAlive } from "./ingest.ts";
 import type { Delivered, Job, SessionRef } from "./jobs.ts";
-import type { Logger } from "./log.ts";
 import type { DeliveryOptions } from "./options.ts";
 import type { Spool, SpoolRow } from "./spool.ts";
 import type { SpoolAccess } from "./spool-access.ts";

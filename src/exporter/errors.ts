@@ -12,6 +12,7 @@
  * looks like a JWT is redacted.
  */
 import { ContractError, ErrorCode, safeServerText } from "../contract/index.ts";
+import { mentionsCredentials } from "../contract/result.ts";
 
 export type FailureKind = "transient" | "rejected" | "short_circuited" | "aborted";
 
@@ -29,22 +30,6 @@ export class DeliveryFailure extends Error {
     this.auth = auth;
   }
 }
-
-/** A setting that cannot be used; the message names the variable or flag and the fix. */
-export class OptionError extends Error {
-  override readonly name = "OptionError";
-  readonly variable: string;
-  constructor(variable: string, message: string) {
-    super(message);
-    this.variable = variable;
-  }
-}
-
-// JSON-RPC / MCP error codes (numbers from the MCP specification).
-const MCP_CONNECTION_CLOSED = -32000;
-const MCP_REQUEST_TIMEOUT = -32001;
-const MCP_METHOD_NOT_FOUND = -32601;
-const MCP_INVALID_PARAMS = -32602;
 
 const NETWORK_CODES = new Set([
   "ECONNREFUSED",
@@ -120,26 +105,7 @@ export function classifyError(error: unknown): DeliveryFailure {
   const message = messageOf(error);
   if (error instanceof ContractError) return fromContractCode(error.code, message);
   if (error !== null && typeof error === "object") {
-    const ctor = (error as { constructor?: { name?: string } }).constructor?.name;
-    const numeric = (error as { code?: unknown }).code;
-    if (ctor === "StreamableHTTPError" && typeof numeric === "number") {
-      if (numeric === 401 || numeric === 403) return credentialsRefused(numeric, message);
-      if (numeric === 413) return new DeliveryFailure("rejected", "http_413", message);
-      return new DeliveryFailure("transient", numeric > 0 ? `http_${numeric}` : "http_error", message);
-    }
-    if (ctor === "UnauthorizedError") return new DeliveryFailure("rejected", "unauthenticated", message, true);
-    if ((error as { name?: unknown }).name === "McpError" && typeof numeric === "number") {
-      if (numeric === MCP_REQUEST_TIMEOUT) return new DeliveryFailure("transient", "timeout", message);
-      if (numeric === MCP_CONNECTION_CLOSED) return new DeliveryFailure("transient", "connection_closed", message);
-      if (numeric === MCP_INVALID_PARAMS || numeric === MCP_METHOD_NOT_FOUND) {
-        return new DeliveryFailure(
-          "rejected",
-          numeric === MCP_INVALID_PARAMS ? "invalid_params" : "method_not_found",
-          message,
-        );
-      }
-      return new DeliveryFailure("transient", `mcp_${Math.abs(numeric)}`, message);
-    }
+    // The MCP SDK's own errors were sorted by `instanceof` where the client caught them (mcp-errors.ts).
     if ((error as { code?: unknown }).code === "EOPENBREAKER") {
       return new DeliveryFailure(
         "short_circuited",
@@ -164,14 +130,12 @@ export function classifyError(error: unknown): DeliveryFailure {
   );
 }
 
-const AUTH_TEXT = /\b(auth\w*|token|unauthori[sz]ed|forbidden|jwt|signature|expired|permission)\b/i;
-
 /** An error *result* from the tracker (`status: "error"`, or `not_found` for an end). */
 export function fromResultError(code: ErrorCode | undefined, text: string | undefined, tool: string): DeliveryFailure {
   const message = `${tool} answered an error: ${text ?? "(no message)"}`;
   if (code !== undefined) return fromContractCode(code, message);
   // The real Session-Buddy sends only an error string: recognise auth by its words.
-  if (text !== undefined && AUTH_TEXT.test(text))
+  if (text !== undefined && mentionsCredentials(text))
     return new DeliveryFailure("rejected", "unauthenticated", message, true);
   return new DeliveryFailure("rejected", "tracker_error", message);
 }

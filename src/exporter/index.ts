@@ -3,14 +3,14 @@
  * the span processor, the delivery engine behind it, and its spool.
  */
 import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
+import { createLogger, type Logger, parseLogLevel } from "../log.ts";
 import { SessionDelivery } from "./delivery.ts";
 import { SessionFeed } from "./feed.ts";
-import { createLogger, type Logger, parseLogLevel } from "./log.ts";
 import { type DeliveryOptions, describeTransport, ENV, resolveDeliveryOptions } from "./options.ts";
 import { SessionSpanProcessor } from "./processor.ts";
 
+export { createLogger, type Logger, parseLogLevel } from "../log.ts";
 export { type DrainSummary, SessionDelivery } from "./delivery.ts";
-export { createLogger, type Logger, parseLogLevel } from "./log.ts";
 export {
   DEFAULT_URL,
   DEFAULTS,

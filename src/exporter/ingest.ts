@@ -12,8 +12,8 @@ import { dirname, join } from "node:path";
 import { sanitizeComponentName } from "../contract/index.ts";
 import { JOURNAL_DIR_NAME, JOURNAL_SUFFIX, journalPid } from "../journal/journal.ts";
 import { foldJournal, type PendingEvent, parseJournal, pendingEvents } from "../journal/records.ts";
+import type { Logger } from "../log.ts";
 import { endPayloadOf, startPayloadOf } from "./events.ts";
-import type { Logger } from "./log.ts";
 import type { Spool, SpoolInput } from "./spool.ts";
 
 const CLAIM = ".ingest-";

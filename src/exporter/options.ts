@@ -6,10 +6,11 @@
  * the fix, and the default is used instead.
  */
 import { join } from "node:path";
+import { z } from "zod";
 import { isDeliveryOff } from "../journal/switch.ts";
+import { OptionError } from "../option-error.ts";
 import { stateDir } from "../state-dir.ts";
 import { splitCommandLine } from "./command-line.ts";
-import { OptionError } from "./errors.ts";
 
 export { OptionError };
 
@@ -163,10 +164,17 @@ const RANGES: Record<IntKey, readonly [number, number]> = {
   helperTimeoutMs: [0, 24 * 3_600_000],
 };
 
-export function parseIntSetting(text: string, variable: string, [min, max]: readonly [number, number]): number {
+/** What a numeric setting accepts, from its range: one statement for variables and programmatic overrides. */
+function wholeNumber([min, max]: readonly [number, number]) {
+  return z.number().int().min(min).max(max);
+}
+
+export function parseIntSetting(text: string, variable: string, range: readonly [number, number]): number {
+  const [min, max] = range;
   const value = Number(text.trim());
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new OptionError(variable, `${variable} must be a whole number from ${min} to ${max}`);
+  // Digits only: Number() would also take "1e3", "0x10" and " ".
+  if (!/^\d+$/.test(text.trim()) || !wholeNumber(range).safeParse(value).success) {
+    throw new OptionError(`${variable} must be a whole number from ${min} to ${max}`, variable);
   }
   return value;
 }
@@ -176,14 +184,14 @@ export function parseUrl(text: string, variable: string): URL {
   try {
     url = new URL(text.trim());
   } catch {
-    throw new OptionError(variable, `${variable} must be an http(s) URL such as ${DEFAULT_URL}`);
+    throw new OptionError(`${variable} must be an http(s) URL such as ${DEFAULT_URL}`, variable);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new OptionError(variable, `${variable} must be an http(s) URL such as ${DEFAULT_URL}`);
+    throw new OptionError(`${variable} must be an http(s) URL such as ${DEFAULT_URL}`, variable);
   }
   if (url.username || url.password) {
     // Credentials in a URL end up in logs; the token has its own variable.
-    throw new OptionError(variable, `${variable} must not contain a user or password; set SESSION_BUDDY_TOKEN instead`);
+    throw new OptionError(`${variable} must not contain a user or password; set SESSION_BUDDY_TOKEN instead`, variable);
   }
   return url;
 }
@@ -192,7 +200,7 @@ export function parseCommand(text: string, variable: string): { command: string;
   const words = splitCommandLine(text, variable);
   const [command, ...args] = words;
   if (command === undefined) {
-    throw new OptionError(variable, `${variable} is empty; set it to a command such as "shell-sessions serve --stdio"`);
+    throw new OptionError(`${variable} is empty; set it to a command such as "shell-sessions serve --stdio"`, variable);
   }
   return { command, args };
 }
@@ -222,8 +230,27 @@ export function resolveDeliveryOptions(
   }
   const target = transportFromEnv(env, problems);
   if ("unusable" in target) return { enabled: false, reason: `${target.unusable} is unusable`, problems };
-  const options: DeliveryOptions = { ...optionsFromEnv(env, target.transport, problems), ...overrides };
+  const options: DeliveryOptions = {
+    ...optionsFromEnv(env, target.transport, problems),
+    ...checkedOverrides(overrides, problems),
+  };
   return { enabled: true, options, problems };
+}
+
+/**
+ * Overrides given in code, held to the ranges the variables are: a bad one
+ * is reported like a bad variable (named, with the fix) and left out, so the
+ * variable's value or the default applies.
+ */
+function checkedOverrides(overrides: Partial<DeliveryOptions>, problems: OptionProblem[]): Partial<DeliveryOptions> {
+  const checked: Partial<DeliveryOptions> = { ...overrides };
+  for (const key of Object.keys(RANGES) as IntKey[]) {
+    if (!(key in overrides) || wholeNumber(RANGES[key]).safeParse(overrides[key]).success) continue;
+    const [min, max] = RANGES[key];
+    problems.push({ variable: key, message: `option ${key} must be a whole number from ${min} to ${max}; ignored` });
+    delete checked[key];
+  }
+  return checked;
 }
 
 /** The tracker to deliver to, or the name of the variable that names it unusably. */

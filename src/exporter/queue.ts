@@ -7,8 +7,8 @@
  * caller's business (`settle`); the queue only keeps the order and the count.
  */
 import { settledWithin } from "../deadline.ts";
+import type { Logger } from "../log.ts";
 import type { Delivered, Job, Phase, SessionRef } from "./jobs.ts";
-import type { Logger } from "./log.ts";
 
 export interface SessionQueueOptions {
   max: number;

@@ -5,9 +5,10 @@
  * event that cannot be written says so: a warning naming it and a `lost`
  * count in the metrics and in the spool itself.
  */
+
+import type { Logger } from "../log.ts";
 import type { DeliveryFailure } from "./errors.ts";
 import { eventTypeOf, type Job } from "./jobs.ts";
-import type { Logger } from "./log.ts";
 import type { DeliveryMetrics } from "./metrics.ts";
 import type { DeliveryOptions } from "./options.ts";
 import { Spool, type SpoolInput } from "./spool.ts";

@@ -5,12 +5,13 @@
  * caller-supplied value cannot forge log lines.
  */
 import { sanitizeText } from "../contract/sanitize.ts";
+import type { Logger as PackageLogger } from "../log.ts";
 
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
+/**
+ * The part of the package's one logger interface the server uses: a logger
+ * made by `createLogger`, or any object with these three methods, will do.
+ */
+export type Logger = Pick<PackageLogger, "info" | "warn" | "error">;
 
 export function stderrLogger(prefix = "shell-sessions serve", stream: NodeJS.WritableStream = process.stderr): Logger {
   const write = (level: string, message: string) => {

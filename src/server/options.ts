@@ -2,6 +2,7 @@
  * Every default of the tracker server, stated once, and the parsing of the
  * settings that come from flags or the environment.
  */
+import { OptionError } from "../option-error.ts";
 
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 8678;
@@ -102,16 +103,16 @@ export function sweepIntervalMs(leaseSeconds: number): number {
   return Math.max(10, Math.round(Math.min(leaseSeconds / 4, MAX_SWEEP_INTERVAL_SECONDS) * 1000));
 }
 
-/** Thrown for a setting that cannot be used; the message names where it came from and the fix. */
-export class OptionError extends Error {
-  override readonly name = "OptionError";
-}
+export { OptionError };
 
 /** A lease in seconds: a positive number (fractions allowed, for tests), at most a week. */
 export function parseLeaseSeconds(text: string, source: string): number {
   const value = Number(text.trim());
   if (text.trim() === "" || !Number.isFinite(value) || value <= 0 || value > 7 * 24 * 3600) {
-    throw new OptionError(`${source} must be a number of seconds greater than 0 and at most 604800, such as 300`);
+    throw new OptionError(
+      `${source} must be a number of seconds greater than 0 and at most 604800, such as 300`,
+      source,
+    );
   }
   return value;
 }
@@ -135,7 +136,7 @@ export function resolveStoreSpec(flag: string | undefined, env: NodeJS.ProcessEn
 export function parseCount(text: string, source: string, min: number, max: number): number {
   const value = Number(text.trim());
   if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
-    throw new OptionError(`${source} must be a whole number from ${min} to ${max}`);
+    throw new OptionError(`${source} must be a whole number from ${min} to ${max}`, source);
   }
   return value;
 }
@@ -144,7 +145,7 @@ export function parseCount(text: string, source: string, min: number, max: numbe
 export function parseSeconds(text: string, source: string, min: number, max: number, example: string): number {
   const value = Number(text.trim());
   if (text.trim() === "" || !Number.isFinite(value) || value < min || value > max) {
-    throw new OptionError(`${source} must be a number of seconds from ${min} to ${max}, such as ${example}`);
+    throw new OptionError(`${source} must be a number of seconds from ${min} to ${max}, such as ${example}`, source);
   }
   return value;
 }
@@ -162,7 +163,7 @@ export function parseDuration(text: string, max: number): number | undefined {
 export function parsePort(text: string): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value > 65535) {
-    throw new OptionError("--port must be a whole number from 0 to 65535 (0 picks a free port)");
+    throw new OptionError("--port must be a whole number from 0 to 65535 (0 picks a free port)", "--port");
   }
   return value;
 }
@@ -173,7 +174,7 @@ export function parseByteSize(text: string, source: string): number {
   const factor = unit.startsWith("k") ? 1024 : unit.startsWith("m") ? 1024 * 1024 : 1;
   const value = m ? Number(m[1]) * factor : Number.NaN;
   if (!Number.isSafeInteger(value) || value < 1024 || value > 64 * 1024 * 1024) {
-    throw new OptionError(`${source} must be a size from 1KiB to 64MiB, such as 1048576, 512k or 1m`);
+    throw new OptionError(`${source} must be a size from 1KiB to 64MiB, such as 1048576, 512k or 1m`, source);
   }
   return value;
 }
@@ -189,7 +190,10 @@ export function parseOrigin(text: string): string {
     );
   }
   if ((url.protocol !== "http:" && url.protocol !== "https:") || (url.pathname !== "/" && url.pathname !== "")) {
-    throw new OptionError("--allow-origin takes an origin such as http://localhost:3000: http(s), a host, no path");
+    throw new OptionError(
+      "--allow-origin takes an origin such as http://localhost:3000: http(s), a host, no path",
+      "--allow-origin",
+    );
   }
   return url.origin;
 }

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { McpConnection } from "../../src/exporter/client.ts";
 import type { DeliveryFailure } from "../../src/exporter/errors.ts";
-import { createLogger } from "../../src/exporter/log.ts";
+import { createLogger } from "../../src/log.ts";
 import {
   type MinimalEra,
   minimalStdioCommand,

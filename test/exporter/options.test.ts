@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { splitCommandLine } from "../../src/exporter/command-line.ts";
-import { createLogger } from "../../src/exporter/log.ts";
 import { DEFAULT_URL, DEFAULTS, resolveDeliveryOptions } from "../../src/exporter/options.ts";
+import { createLogger } from "../../src/log.ts";
 
 test("defaults: HTTP to the real Session-Buddy's address, spool in the state dir", () => {
   const r = resolveDeliveryOptions({ SHELL_SESSIONS_STATE_DIR: "/tmp/state-x" });
@@ -27,6 +27,25 @@ test("SHELL_SESSIONS_DELIVERY=off switches delivery off; SESSION_BUDDY_COMMAND s
   });
   assert.ok(r.enabled);
   assert.deepEqual(r.options.transport, { kind: "stdio", command: "shell-sessions", args: ["serve", "--stdio"] });
+});
+
+test("an override given in code is held to the variable's range: a bad one is named and ignored", () => {
+  const r = resolveDeliveryOptions(
+    { SHELL_SESSIONS_BREAKER_FAILURES: "7" },
+    { breakerFailures: 0, queueMax: 2.5, callTimeoutMs: 250, exitGraceMs: 10 },
+  );
+  assert.ok(r.enabled);
+  assert.equal(r.options.breakerFailures, 7, "the variable's value stands where the override is bad");
+  assert.equal(r.options.queueMax, DEFAULTS.queueMax);
+  assert.equal(r.options.callTimeoutMs, 250, "a good override applies");
+  assert.equal(r.options.exitGraceMs, 10);
+  assert.deepEqual(
+    r.problems.map((p) => p.message),
+    [
+      "option breakerFailures must be a whole number from 1 to 100; ignored",
+      "option queueMax must be a whole number from 1 to 1000000; ignored",
+    ],
+  );
 });
 
 test("a bad number names the variable and the fix, and falls back to the default", () => {

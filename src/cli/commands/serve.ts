@@ -176,7 +176,10 @@ function flag<T>(values: Values, name: keyof typeof options, parse: (text: strin
 function parseTokenTtl(text: string): number {
   const seconds = parseDuration(text, 10 * 366 * 86400);
   if (seconds === undefined) {
-    throw new OptionError("--max-token-ttl must be a positive duration such as 3600, 90m, 24h or 30d");
+    throw new OptionError(
+      "--max-token-ttl must be a positive duration such as 3600, 90m, 24h or 30d",
+      "--max-token-ttl",
+    );
   }
   return seconds;
 }

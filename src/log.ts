@@ -1,6 +1,8 @@
 /**
- * One-line messages to stderr, filtered by `SHELL_SESSIONS_LOG`
- * (debug | info | warn | error | silent; default warn).
+ * The one logger interface of the package, and the exporter's logger:
+ * one-line messages to stderr, filtered by `SHELL_SESSIONS_LOG`
+ * (debug | info | warn | error | silent; default warn). The tracker's
+ * server writes the same interface its own way (server/log.ts).
  *
  * Delivery runs inside someone's interactive shell, so by default only what
  * an operator must know is printed: a lost event, a rejected credential (once),
