@@ -26,6 +26,7 @@ import {
 } from "@opentelemetry/core";
 import { backOff } from "exponential-backoff";
 import { parseToolResult, SessionEndResult, SessionStartResult, TOOL_NAMES } from "../contract/index.ts";
+import type { Logger } from "../log.ts";
 import {
   ATTR_ERROR_TYPE,
   ATTR_GEN_AI_OPERATION_NAME,
@@ -36,12 +37,11 @@ import {
   SCOPE_NAME,
 } from "../semconv.ts";
 import { Breaker, type CircuitState } from "./breaker.ts";
-import { CLIENT_INFO, McpConnection } from "./client.ts";
+import { CLIENT_INFO, type ConnectionOptions, McpConnection } from "./client.ts";
 import { Credentials } from "./credentials.ts";
 import { answers, embeddedEnv, embeddedTracker } from "./embedded.ts";
 import { classifyError, DeliveryFailure, fromResultError } from "./errors.ts";
 import { type Delivered, eventTypeOf, type Job, type SessionRef } from "./jobs.ts";
-import type { Logger } from "./log.ts";
 import type { DeliveryMetrics } from "./metrics.ts";
 import { type DeliveryOptions, describeTransport, type TransportSpec } from "./options.ts";
 
@@ -54,6 +54,9 @@ const META_SETTER: TextMapSetter<Record<string, string>> = {
     carrier[key] = value;
   },
 };
+
+/** What the sender needs of a connection to the tracker (McpConnection; a fake in tests). */
+export type Connection = Pick<McpConnection, "callTool" | "supports" | "reset" | "close">;
 
 /** The tracker events go to, and the environment a stdio tracker is started with. */
 interface Target {
@@ -68,6 +71,8 @@ export interface SenderOptions {
   tracerProvider?: TracerProvider | undefined;
   /** Told after the circuit changed state (and the change was logged). */
   onCircuitChange?: (state: CircuitState) => void;
+  /** Makes a connection; the real MCP client unless a test gives its own. */
+  connect?: (options: ConnectionOptions) => Connection;
 }
 
 export class Sender {
@@ -77,7 +82,8 @@ export class Sender {
   readonly #tracerProvider: TracerProvider | undefined;
   readonly #breaker: Breaker;
   readonly #credentials: Credentials;
-  readonly #connections = new Map<string, McpConnection>();
+  readonly #connections = new Map<string, Connection>();
+  readonly #newConnection: (options: ConnectionOptions) => Connection;
   #choosing: Promise<Target> | undefined;
   #target: Target | undefined;
 
@@ -86,6 +92,7 @@ export class Sender {
     this.#log = deps.log;
     this.#metrics = deps.metrics;
     this.#tracerProvider = deps.tracerProvider;
+    this.#newConnection = deps.connect ?? ((options) => new McpConnection(options));
     this.#breaker = new Breaker({
       failures: this.#o.breakerFailures,
       resetMs: this.#o.breakerResetMs,
@@ -232,7 +239,7 @@ export class Sender {
   }
 
   /** The credential and connection for a session's component. */
-  async #connect(session: SessionRef): Promise<{ token: string | undefined; connection: McpConnection }> {
+  async #connect(session: SessionRef): Promise<{ token: string | undefined; connection: Connection }> {
     // Chosen before minting: choosing the local store creates the secret the token is signed with.
     const { transport, env } = await this.#chooseTarget();
     const token = await this.#credentials.tokenFor(session.component);
@@ -240,7 +247,7 @@ export class Sender {
     const key = transport.kind === "stdio" ? "stdio" : (token ?? "");
     let connection = this.#connections.get(key);
     if (!connection) {
-      connection = new McpConnection({
+      connection = this.#newConnection({
         transport,
         timeoutMs: this.#o.callTimeoutMs,
         bearer: transport.kind === "http" ? token : undefined,

@@ -13,7 +13,7 @@
  */
 import pg from "pg";
 import { LOCAL_SESSION_ID_MAX, type SqlValue } from "./records.ts";
-import { indexedPrefix, type Migration, type Placeholder } from "./sql.ts";
+import { type Migration, type Placeholder, SESSION_INDEXES } from "./sql.ts";
 import { type Row, type SqlDatabase, type SqlExecutor, SqlSessionStore } from "./sql-store.ts";
 
 /** Advisory lock key for migrations: any fixed 64-bit number other software is unlikely to pick ("otelshse"). */
@@ -59,11 +59,7 @@ const MIGRATIONS: Migration[] = [
         metadata jsonb NOT NULL,
         end_metadata jsonb
       );
-      CREATE INDEX sessions_by_start ON sessions (started_at DESC, session_id DESC);
-      CREATE INDEX sessions_by_component ON sessions (${indexedPrefix("component_name")}, started_at DESC, session_id DESC);
-      CREATE INDEX sessions_by_status ON sessions (status, started_at DESC, session_id DESC);
-      CREATE INDEX sessions_by_hostname ON sessions (${indexedPrefix("hostname")}, started_at DESC, session_id DESC);
-      CREATE INDEX sessions_active_by_last_seen ON sessions (last_seen_at) WHERE status = 'active';
+      ${SESSION_INDEXES}
 
       CREATE TABLE events (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -28,6 +28,18 @@ export function indexedPrefix(column: string): string {
   return `substr(${column}, 1, ${INDEXED_PREFIX_CHARS})`;
 }
 
+/**
+ * The sessions table's indexes, the same in both dialects: one per way
+ * `list` filters and orders, and the active sessions by last sighting for
+ * the lease sweeper.
+ */
+export const SESSION_INDEXES = `
+      CREATE INDEX sessions_by_start ON sessions (started_at DESC, session_id DESC);
+      CREATE INDEX sessions_by_component ON sessions (${indexedPrefix("component_name")}, started_at DESC, session_id DESC);
+      CREATE INDEX sessions_by_status ON sessions (status, started_at DESC, session_id DESC);
+      CREATE INDEX sessions_by_hostname ON sessions (${indexedPrefix("hostname")}, started_at DESC, session_id DESC);
+      CREATE INDEX sessions_active_by_last_seen ON sessions (last_seen_at) WHERE status = 'active';`;
+
 /** The SQL for the n-th (1-based) parameter. */
 export type Placeholder = (n: number) => string;
 

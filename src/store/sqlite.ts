@@ -25,7 +25,7 @@ import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { LOCAL_SESSION_ID_MAX, type SqlValue } from "./records.ts";
-import { indexedPrefix, type Migration, type Placeholder } from "./sql.ts";
+import { type Migration, type Placeholder, SESSION_INDEXES } from "./sql.ts";
 import { type Row, type SqlDatabase, type SqlExecutor, SqlSessionStore } from "./sql-store.ts";
 
 /** How long a write waits for another process's write to finish before failing with "database is locked". */
@@ -64,11 +64,7 @@ const MIGRATIONS: Migration[] = [
         metadata TEXT NOT NULL CHECK (json_valid(metadata)),
         end_metadata TEXT CHECK (end_metadata IS NULL OR json_valid(end_metadata))
       ) STRICT;
-      CREATE INDEX sessions_by_start ON sessions (started_at DESC, session_id DESC);
-      CREATE INDEX sessions_by_component ON sessions (${indexedPrefix("component_name")}, started_at DESC, session_id DESC);
-      CREATE INDEX sessions_by_status ON sessions (status, started_at DESC, session_id DESC);
-      CREATE INDEX sessions_by_hostname ON sessions (${indexedPrefix("hostname")}, started_at DESC, session_id DESC);
-      CREATE INDEX sessions_active_by_last_seen ON sessions (last_seen_at) WHERE status = 'active';
+      ${SESSION_INDEXES}
 
       CREATE TABLE events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -27,6 +27,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
 import protobuf from "protobufjs/light.js";
+import { Waiters } from "./wait.ts";
 
 const DEFAULT_WAIT_MS = 30_000;
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -429,7 +430,7 @@ export class OtlpReceiver {
   /** Every export body, uncompressed, so a test can check what never left a process. */
   readonly #bodies: Buffer[] = [];
   readonly #server: Server;
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new Waiters();
 
   constructor() {
     this.#server = createServer((req, res) => void this.#handle(req, res));
@@ -512,31 +513,15 @@ export class OtlpReceiver {
     }
     // An empty Export*ServiceResponse: no partial_success.
     res.writeHead(200, { "content-type": json ? "application/json" : "application/x-protobuf" }).end(json ? "{}" : "");
-    for (const wake of this.#waiters) wake();
+    this.#waiters.wake();
   }
 
   #waitFor<T>(find: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = find();
-        if (found !== undefined) {
-          done();
-          resolve(found);
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        const seen = `spans: ${[...new Set(this.spans.map((s) => s.name))].join(", ") || "none"}; metrics: ${
-          [...new Set(this.metrics.map((m) => m.name))].join(", ") || "none"
-        }; decoding errors: ${this.errors.join("; ") || "none"}`;
-        reject(new Error(`no ${what} within ${timeoutMs} ms (${seen})`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      this.#waiters.add(check);
-      check();
+    return this.#waiters.until(find, timeoutMs, () => {
+      const seen = `spans: ${[...new Set(this.spans.map((s) => s.name))].join(", ") || "none"}; metrics: ${
+        [...new Set(this.metrics.map((m) => m.name))].join(", ") || "none"
+      }; decoding errors: ${this.errors.join("; ") || "none"}`;
+      return new Error(`no ${what} within ${timeoutMs} ms (${seen})`);
     });
   }
 

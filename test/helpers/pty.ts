@@ -4,6 +4,7 @@
  * wait for its exit.
  */
 import pty from "@lydell/node-pty";
+import { Waiters } from "./wait.ts";
 
 /** Control sequences of a terminal (CSI, OSC, single-character escapes). */
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
@@ -39,7 +40,7 @@ export class PtyShell {
   readonly #pty: pty.IPty;
   #raw = "";
   #exit: PtyExit | undefined;
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new Waiters();
   readonly exited: Promise<PtyExit>;
 
   constructor(args: string[], options: SpawnOptions = {}) {
@@ -52,12 +53,12 @@ export class PtyShell {
     });
     this.#pty.onData((data) => {
       this.#raw += data;
-      for (const wake of this.#waiters) wake();
+      this.#waiters.wake();
     });
     this.exited = new Promise((resolve) => {
       this.#pty.onExit((exit) => {
         this.#exit = { exitCode: exit.exitCode, signal: exit.signal ?? 0 };
-        for (const wake of this.#waiters) wake();
+        this.#waiters.wake();
         resolve(this.#exit);
       });
     });
@@ -83,28 +84,18 @@ export class PtyShell {
    */
   waitFor(pattern: RegExp | string, { since = 0, timeoutMs = DEFAULT_WAIT_MS } = {}): Promise<RegExpMatchArray> {
     const regex = typeof pattern === "string" ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) : pattern;
-    return new Promise((resolve, reject) => {
-      const check = () => {
+    return this.#waiters.until(
+      () => {
         const match = this.output.slice(since).match(regex);
-        if (match) {
-          done();
-          resolve(match);
-        } else if (this.#exit !== undefined) {
-          done();
-          reject(new Error(`program exited (${JSON.stringify(this.#exit)}) before ${regex}; output:\n${this.output}`));
+        if (match) return match;
+        if (this.#exit !== undefined) {
+          throw new Error(`program exited (${JSON.stringify(this.#exit)}) before ${regex}; output:\n${this.output}`);
         }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no ${regex} within ${timeoutMs} ms; output:\n${this.output}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      this.#waiters.add(check);
-      check();
-    });
+        return undefined;
+      },
+      timeoutMs,
+      () => new Error(`no ${regex} within ${timeoutMs} ms; output:\n${this.output}`),
+    );
   }
 
   /** Types `line` and Enter. */

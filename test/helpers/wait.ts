@@ -32,3 +32,46 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * Waiting on events where the tested thing can say when something changed
+ * (output arrived, a request came in): `until(check)` resolves with the
+ * first value `check` yields, tried at once and at every `wake()`. It
+ * rejects with `timedOut()` at the deadline, or with what `check` throws
+ * (to give up early, say when a program exited).
+ */
+export class Waiters {
+  readonly #checks = new Set<() => void>();
+
+  wake(): void {
+    for (const check of [...this.#checks]) check();
+  }
+
+  until<T>(check: () => T | undefined, timeoutMs: number, timedOut: () => Error): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const run = () => {
+        let found: T | undefined;
+        try {
+          found = check();
+        } catch (error) {
+          done();
+          reject(error);
+          return;
+        }
+        if (found === undefined) return;
+        done();
+        resolve(found);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(timedOut());
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.#checks.delete(run);
+      };
+      this.#checks.add(run);
+      run();
+    });
+  }
+}

@@ -8,18 +8,10 @@ import { test } from "node:test";
 import { GetSessionResult, HeartbeatResult, SessionStartResult } from "../../src/contract/schemas.ts";
 import { type ConnectedClient, connectHttp, startPayload, tokenFor } from "../helpers/mcp-client.ts";
 import { runCli, startTracker, type TrackerProcess } from "../helpers/tracker.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const DEADLINE_MS = 30_000;
-
-async function pollUntil<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + DEADLINE_MS;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const POLL_MS = 100;
 
 async function startSession(client: ConnectedClient, hostname: string): Promise<string> {
   const r = await client.call("track_session_start", startPayload({ hostname }));
@@ -41,10 +33,15 @@ test("a session with no heartbeat is abandoned after the lease; list --active dr
   t.after(() => client.close());
 
   const sessionId = await startSession(client, "lease-host");
-  const abandoned = await pollUntil("the session to be abandoned", async () => {
-    const r = GetSessionResult.parse((await client.call("get_session", { session_id: sessionId })).result);
-    return r.session?.status === "abandoned" ? r.session : undefined;
-  });
+  const abandoned = await waitFor(
+    "the session to be abandoned",
+    async () => {
+      const r = GetSessionResult.parse((await client.call("get_session", { session_id: sessionId })).result);
+      return r.session?.status === "abandoned" ? r.session : undefined;
+    },
+    DEADLINE_MS,
+    POLL_MS,
+  );
   assert.equal(abandoned.exit_reason, "abandoned");
   assert.equal(abandoned.ended_at, null);
   assert.ok(Date.parse(abandoned.last_seen_at) <= Date.now() - 1000, "last seen at least a lease ago");
@@ -73,9 +70,7 @@ test("list applies the lease itself, so --active is right even with no server sw
   const lastSeen = Date.parse(started.session?.last_seen_at ?? "");
 
   assert.ok((await listIds(tracker, ["--active", "--lease", "3600"])).includes(sessionId));
-  await pollUntil("a second to pass since the session was last seen", async () =>
-    Date.now() > lastSeen + 1100 ? true : undefined,
-  );
+  await waitFor("a second to pass since the session was last seen", () => Date.now() > lastSeen + 1100, DEADLINE_MS);
   assert.ok(!(await listIds(tracker, ["--active", "--lease", "1"])).includes(sessionId));
 
   const shown = await runCli(["show", sessionId, "--json", "--store", tracker.store], {

@@ -251,6 +251,28 @@ const brokenToken = fc.oneof(
     .map((v) => set("token", v)),
 );
 
+/**
+ * The breakers of an event about a known session (an end, a heartbeat). Its
+ * `event_type` is optional, as in Session-Buddy (which defaults it): only a
+ * wrong value breaks it.
+ */
+function sessionEventBreakers(eventType: "session_end" | "heartbeat"): Record<string, fc.Arbitrary<Mutation>> {
+  return {
+    session_id: fc.oneof(missing("session_id"), wrongType("session_id"), fc.constant(set("session_id", ""))),
+    timestamp: fc.oneof(
+      missing("timestamp"),
+      wrongType("timestamp"),
+      brokenTimestamp.map((v) => set("timestamp", v)),
+    ),
+    event_type: fc.oneof(
+      wrongType("event_type"),
+      poisoned(fc.constant(eventType)).map((v) => set("event_type", v)),
+    ),
+    metadata: wrongType("metadata", notNull(nonObject)),
+    token: brokenToken,
+  };
+}
+
 const breakersByTool: Record<string, Record<string, fc.Arbitrary<Mutation>>> = {
   [TOOL_NAMES.start]: {
     event_version: fc.oneof(
@@ -311,35 +333,8 @@ const breakersByTool: Record<string, Record<string, fc.Arbitrary<Mutation>>> = {
     metadata: wrongType("metadata", notNull(nonObject)),
     token: brokenToken,
   },
-  [TOOL_NAMES.end]: {
-    session_id: fc.oneof(missing("session_id"), wrongType("session_id"), fc.constant(set("session_id", ""))),
-    timestamp: fc.oneof(
-      missing("timestamp"),
-      wrongType("timestamp"),
-      brokenTimestamp.map((v) => set("timestamp", v)),
-    ),
-    // Optional, as in Session-Buddy (it defaults to "session_end"): only a wrong value breaks it.
-    event_type: fc.oneof(
-      wrongType("event_type"),
-      poisoned(fc.constant("session_end")).map((v) => set("event_type", v)),
-    ),
-    metadata: wrongType("metadata", notNull(nonObject)),
-    token: brokenToken,
-  },
-  [TOOL_NAMES.heartbeat]: {
-    session_id: fc.oneof(missing("session_id"), wrongType("session_id"), fc.constant(set("session_id", ""))),
-    timestamp: fc.oneof(
-      missing("timestamp"),
-      wrongType("timestamp"),
-      brokenTimestamp.map((v) => set("timestamp", v)),
-    ),
-    event_type: fc.oneof(
-      wrongType("event_type"),
-      poisoned(fc.constant("heartbeat")).map((v) => set("event_type", v)),
-    ),
-    metadata: wrongType("metadata", notNull(nonObject)),
-    token: brokenToken,
-  },
+  [TOOL_NAMES.end]: sessionEventBreakers("session_end"),
+  [TOOL_NAMES.heartbeat]: sessionEventBreakers("heartbeat"),
   [TOOL_NAMES.list]: {
     component_name: fc.oneof(
       wrongType("component_name"),
