@@ -2,6 +2,7 @@
  * Every default of the tracker server, stated once, and the parsing of the
  * settings that come from flags or the environment.
  */
+import { z } from "zod";
 import { OptionError } from "../option-error.ts";
 
 export const DEFAULT_HOST = "127.0.0.1";
@@ -73,7 +74,55 @@ export interface HttpOptions {
   headersTimeoutMs: number;
 }
 
+const wholeFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+
+/**
+ * What each option given in code accepts, stated once as zod schemas (the
+ * flags' parsers hold their values to ranges at least as narrow). Each entry
+ * also says it in words, for the error.
+ */
+const OPTION_RULES: Record<string, [z.ZodType, string]> = {
+  host: [z.string().min(1), "a non-empty host name or address"],
+  port: [wholeFrom(0, 65_535), "a whole number from 0 to 65535 (0 picks a free port)"],
+  path: [z.string().startsWith("/"), 'a path starting with "/"'],
+  bodyLimitBytes: [wholeFrom(1), "a whole number of bytes, at least 1"],
+  unauthenticatedBodyLimitBytes: [wholeFrom(1), "a whole number of bytes, at least 1"],
+  allowedOrigins: [z.array(z.string()), "an array of origins"],
+  allowedHosts: [z.array(z.string()), "an array of host names"],
+  shutdownGraceMs: [wholeFrom(0), "a whole number of milliseconds, at least 0"],
+  maxConnections: [wholeFrom(1), "a whole number, at least 1"],
+  maxRequests: [wholeFrom(1), "a whole number, at least 1"],
+  maxUnauthenticatedRequests: [wholeFrom(1), "a whole number, at least 1"],
+  bodyTimeoutMs: [wholeFrom(1), "a whole number of milliseconds, at least 1"],
+  headersTimeoutMs: [wholeFrom(1), "a whole number of milliseconds, at least 1"],
+  leaseSeconds: [
+    z
+      .number()
+      .gt(0)
+      .max(7 * 24 * 3600),
+    "a number of seconds greater than 0 and at most 604800",
+  ],
+  sweepIntervalMs: [wholeFrom(1), "a whole number of milliseconds, at least 1"],
+  storeTimeoutMs: [wholeFrom(1), "a whole number of milliseconds, at least 1"],
+  maxClockSkewSeconds: [z.number().min(0), "a number of seconds, at least 0"],
+  maxTokenTtlSeconds: [z.number().gt(0), "a number of seconds greater than 0"],
+};
+
+/**
+ * Throws an OptionError naming the first option of `options` (given in code
+ * to `startTrackerServer` or `startStdioTracker`) that its rule refuses.
+ * Options left undefined take their defaults and are not checked.
+ */
+export function checkServerOptions(options: object): void {
+  for (const [name, value] of Object.entries(options)) {
+    const rule = OPTION_RULES[name];
+    if (rule === undefined || value === undefined || rule[0].safeParse(value).success) continue;
+    throw new OptionError(`option ${name} must be ${rule[1]}`, name);
+  }
+}
+
 export function httpOptions(overrides: Partial<HttpOptions> = {}): HttpOptions {
+  checkServerOptions(overrides);
   const bodyLimitBytes = overrides.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const maxRequests = overrides.maxRequests ?? DEFAULT_MAX_REQUESTS;
   return {

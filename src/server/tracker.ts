@@ -12,6 +12,7 @@ import { startLeaseSweeper } from "./lease.ts";
 import { type Logger, silentLogger } from "./log.ts";
 import {
   type AuthMode,
+  checkServerOptions,
   DEFAULT_LEASE_SECONDS,
   DEFAULT_MAX_TOKEN_TTL_SECONDS,
   DEFAULT_STORE_TIMEOUT_SECONDS,
@@ -84,6 +85,8 @@ function resolveAuth(options: TrackerOptions, log: Logger): AuthMode {
 }
 
 async function prepare(options: TrackerOptions): Promise<Prepared> {
+  // Before anything is opened: a bad option changes nothing.
+  checkServerOptions(options);
   const log = options.log ?? silentLogger;
   const env = options.env ?? process.env;
   const leaseSeconds = options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;

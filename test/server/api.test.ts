@@ -4,15 +4,46 @@
  * answer a failing store with structured errors rather than crashes, close.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { GetSessionResult, SessionStartResult } from "../../src/contract/schemas.ts";
-import { DEFAULT_HOST, DEFAULT_LEASE_SECONDS, DEFAULT_PATH, startTrackerServer } from "../../src/server/index.ts";
+import {
+  DEFAULT_HOST,
+  DEFAULT_LEASE_SECONDS,
+  DEFAULT_PATH,
+  OptionError,
+  startStdioTracker,
+  startTrackerServer,
+} from "../../src/server/index.ts";
 import { openStore } from "../../src/store/index.ts";
 import { connectHttp, startPayload, tokenFor } from "../helpers/mcp-client.ts";
 import { randomSecret } from "../helpers/tracker.ts";
+
+test("a bad option given in code is an OptionError naming it, and nothing is opened", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "otel-shell-sessions-api-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = `sqlite:${join(dir, "tracker.db")}`;
+  const secret = randomSecret();
+  const cases: [Record<string, unknown>, string, RegExp][] = [
+    [{ port: 70_000 }, "port", /option port must be a whole number from 0 to 65535/],
+    [{ port: 0, path: "mcp" }, "path", /option path must be a path starting with "\/"/],
+    [{ port: 0, maxRequests: 0 }, "maxRequests", /option maxRequests must be a whole number, at least 1/],
+    [{ port: 0, leaseSeconds: -5 }, "leaseSeconds", /option leaseSeconds must be a number of seconds greater than 0/],
+    [{ port: 0, allowedOrigins: "http://x" }, "allowedOrigins", /option allowedOrigins must be an array of origins/],
+  ];
+  for (const [bad, field, message] of cases) {
+    await assert.rejects(startTrackerServer({ store, secret, ...bad }), (error: unknown) => {
+      assert.ok(error instanceof OptionError, String(error));
+      assert.equal(error.source, field);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+  await assert.rejects(startStdioTracker({ store, secret, storeTimeoutMs: 0.5 }), /option storeTimeoutMs must be/);
+  assert.equal(existsSync(join(dir, "tracker.db")), false, "no store was opened");
+});
 
 test("startTrackerServer serves MCP on a free loopback port and closes cleanly", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "otel-shell-sessions-api-"));
