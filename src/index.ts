@@ -20,5 +20,6 @@ export type {
   ShellSessionHandle,
   ShellSessionInstrumentationConfig,
 } from "./instrumentation/types.ts";
+export { OptionError } from "./option-error.ts";
 export { startShellTelemetry, trackShell } from "./telemetry/api.ts";
 export type { ShellTelemetry, ShellTelemetryOptions } from "./telemetry/types.ts";

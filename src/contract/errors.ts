@@ -109,7 +109,7 @@ export function capLength(text: string, max = MAX_ERROR_LENGTH): string {
 
 /** The one error type contract validation throws. */
 export class ContractError extends Error {
-  override readonly name = "ContractError";
+  override readonly name: string = "ContractError";
   readonly code: ErrorCode;
   readonly issues: FieldIssue[];
 

@@ -1,11 +1,12 @@
 /** The programmatic API for components that build their own shell. */
 import { REPLServer } from "node:repl";
 import { diag } from "@opentelemetry/api";
-import { ContractError, kindOf } from "../contract/errors.ts";
+import { kindOf } from "../contract/errors.ts";
 import { captureServer } from "../instrumentation/capture.ts";
 import { ShellSessionInstrumentation } from "../instrumentation/instrumentation.ts";
 import { registry } from "../instrumentation/registry.ts";
 import type { ExitReason, ShellOptions, ShellSessionHandle } from "../instrumentation/types.ts";
+import { OptionError } from "../option-error.ts";
 import { parseExitReason, parseShellOptions, parseTelemetryOptions } from "./options.ts";
 import { beginTelemetry, telemetryOptionsOpen, telemetryStarted } from "./start.ts";
 import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
@@ -26,7 +27,7 @@ import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
  * @param server the `node:repl` REPLServer (from `repl.start()` or `new REPLServer()`)
  * @param options how the component describes the shell
  * @returns the session's handle: `sessionId`, `traceId`, `ready`, `end(reason)`
- * @throws ContractError (`invalid_argument`) naming the bad field; nothing is tracked then
+ * @throws OptionError (a ContractError, `invalid_argument`) naming the bad field; nothing is tracked then
  *
  * @example
  * const server = repl.start({ prompt: "mahavishnu> " });
@@ -34,9 +35,9 @@ import type { ShellTelemetry, ShellTelemetryOptions } from "./types.ts";
  */
 export function trackShell(server: REPLServer, options: ShellOptions = {}): ShellSessionHandle {
   if (!(server instanceof REPLServer)) {
-    throw new ContractError(
-      "invalid_argument",
+    throw new OptionError(
       `trackShell: server must be a node:repl REPLServer, from repl.start() or new REPLServer() (received ${kindOf(server)})`,
+      "server",
       [{ field: "server", constraint: "a node:repl REPLServer", received: kindOf(server) }],
     );
   }
@@ -88,7 +89,7 @@ export function trackShell(server: REPLServer, options: ShellOptions = {}): Shel
  *
  * @param options instrumentation settings and SDK additions
  * @returns the running telemetry, with `forceFlush()` and `shutdown()`
- * @throws ContractError (`invalid_argument`) naming the bad field; nothing is started then
+ * @throws OptionError (a ContractError, `invalid_argument`) naming the bad field; nothing is started then
  */
 export function startShellTelemetry(options: ShellTelemetryOptions = {}): Promise<ShellTelemetry> {
   const parsed = parseTelemetryOptions(options);

@@ -1,13 +1,14 @@
 /**
- * Validation of the programmatic API's arguments: a mistake is reported as a
- * `ContractError` naming the field and what it must be, before anything is
- * changed.
+ * Validation of the programmatic API's arguments: a mistake is reported as an
+ * `OptionError` (a `ContractError`) naming the field and what it must be,
+ * before anything is changed.
  */
 import { z } from "zod";
 import { ContractError, kindOf } from "../contract/errors.ts";
 import { ComponentName, ExitReason } from "../contract/schemas.ts";
 import { validate } from "../contract/tools.ts";
 import type { ShellOptions } from "../instrumentation/types.ts";
+import { OptionError } from "../option-error.ts";
 import type { ShellTelemetryOptions } from "./types.ts";
 
 const shellOptionFields = {
@@ -56,7 +57,11 @@ export const ShellTelemetryOptionsSchema = z.strictObject({
 
 /** Checks `input` with the contract's `validate`, then returns the caller's own object, functions and all. */
 function parse<T>(schema: z.ZodType, what: string, input: unknown): T {
-  validate(schema, input ?? {}, what);
+  try {
+    validate(schema, input ?? {}, what);
+  } catch (error) {
+    throw error instanceof ContractError ? OptionError.fromContract(error) : error;
+  }
   return input as T;
 }
 
@@ -71,9 +76,9 @@ export function parseTelemetryOptions(input: unknown): ShellTelemetryOptions {
 export function parseExitReason(input: unknown): ExitReason {
   const result = ExitReason.safeParse(input);
   if (!result.success) {
-    throw new ContractError(
-      "invalid_argument",
+    throw new OptionError(
       `invalid exit reason: must be one of ${ExitReason.options.join(", ")} (received ${kindOf(input)})`,
+      "reason",
       [{ field: "reason", constraint: `one of ${ExitReason.options.join(", ")}`, received: kindOf(input) }],
     );
   }

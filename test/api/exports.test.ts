@@ -10,6 +10,7 @@ import { test } from "node:test";
 
 const EXPORTS: Record<string, string[]> = {
   "otel-shell-sessions": [
+    "OptionError",
     "REDACTED",
     "ShellSessionInstrumentation",
     "contract",

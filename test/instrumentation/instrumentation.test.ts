@@ -23,6 +23,7 @@ import { ContractError } from "../../src/contract/errors.ts";
 import { installCapture } from "../../src/instrumentation/capture.ts";
 import { ShellSessionInstrumentation } from "../../src/instrumentation/instrumentation.ts";
 import { registry } from "../../src/instrumentation/registry.ts";
+import { OptionError } from "../../src/option-error.ts";
 import * as semconv from "../../src/semconv.ts";
 import { trackShell } from "../../src/telemetry/api.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -391,6 +392,11 @@ describe("trackShell", () => {
     assert.throws(
       () => trackShell(shell.server, { component: "has spaces" }),
       (e: unknown) => e instanceof ContractError && e.code === "invalid_argument" && e.issues[0]?.field === "component",
+    );
+    assert.throws(
+      () => trackShell(shell.server, { component: "has spaces" }),
+      (e: unknown) => e instanceof OptionError && e.name === "OptionError" && e.source === "component",
+      "the one error for a bad option, naming it",
     );
     assert.throws(
       () => trackShell(shell.server, { adapters: "redis" } as unknown as { adapters: string[] }),
