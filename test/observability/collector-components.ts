@@ -69,34 +69,31 @@ export interface Component {
   distribution: "core" | "contrib";
 }
 
-const tlsClient: Settings = {
-  insecure: "bool",
-  insecure_skip_verify: "bool",
+// configtls.Config: what client and server TLS settings share.
+const tlsCommon: Settings = {
   ca_file: "string",
   ca_pem: "string",
   cert_file: "string",
   cert_pem: "string",
   key_file: "string",
   key_pem: "string",
-  server_name_override: "string",
   min_version: "string",
   max_version: "string",
-  include_system_ca_certs_pool: "bool",
   reload_interval: "duration",
 };
 
+const tlsClient: Settings = {
+  ...tlsCommon,
+  insecure: "bool",
+  insecure_skip_verify: "bool",
+  server_name_override: "string",
+  include_system_ca_certs_pool: "bool",
+};
+
 const tlsServer: Settings = {
-  ca_file: "string",
-  ca_pem: "string",
-  cert_file: "string",
-  cert_pem: "string",
-  key_file: "string",
-  key_pem: "string",
+  ...tlsCommon,
   client_ca_file: "string",
   client_ca_file_reload: "bool",
-  min_version: "string",
-  max_version: "string",
-  reload_interval: "duration",
 };
 
 const auth: Settings = { authenticator: "string" };
