@@ -26,6 +26,41 @@ export function envFlag(value: string | undefined): boolean | undefined {
   return undefined;
 }
 
+/** Longest key or value the SDK's OTEL_RESOURCE_ATTRIBUTES detector accepts. */
+const RESOURCE_ATTRIBUTE_MAX = 255;
+
+/**
+ * `service.name` from `OTEL_RESOURCE_ATTRIBUTES`, read by the rules of the
+ * SDK's own detector (`ResourceAttributesEnvDetector`): comma-separated
+ * `key=value` pairs, trimmed and percent-decoded, each at most 255
+ * characters, a later pair winning; any malformed pair discards the whole
+ * value. Hand-written because the detector's package and the API it imports
+ * cost some 40 ms on a shell's way to its first prompt, where the start is
+ * written ahead with its component; a test holds it to the detector's answers.
+ */
+export function serviceNameFromResourceAttributes(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  let name: string | undefined;
+  for (const pair of raw.split(",")) {
+    if (pair.trim() === "") continue;
+    const parts = pair.split("=");
+    if (parts.length !== 2) return undefined;
+    const key = parts[0]?.trim() ?? "";
+    if (key === "") return undefined;
+    let decodedKey: string;
+    let decodedValue: string;
+    try {
+      decodedKey = decodeURIComponent(key);
+      decodedValue = decodeURIComponent(parts[1]?.trim() ?? "");
+    } catch {
+      return undefined;
+    }
+    if (decodedKey.length > RESOURCE_ATTRIBUTE_MAX || decodedValue.length > RESOURCE_ATTRIBUTE_MAX) return undefined;
+    if (decodedKey === "service.name") name = decodedValue;
+  }
+  return nonEmpty(name);
+}
+
 /** The shell's description: the component's own options, then the instrumentation's, then the environment. */
 export function describeShell(
   own: ShellOptions,
@@ -42,6 +77,7 @@ export function describeShell(
       config.component ??
       nonEmpty(env.SHELL_SESSIONS_COMPONENT) ??
       nonEmpty(env.OTEL_SERVICE_NAME) ??
+      serviceNameFromResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES) ??
       UNKNOWN_COMPONENT,
     shellType:
       own.shellType ?? config.shellType ?? (typeof className === "string" && className ? className : "REPLServer"),

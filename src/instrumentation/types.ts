@@ -13,7 +13,8 @@ export type { ExitReason };
 export interface ShellOptions {
   /**
    * The component (service) whose admin shell this is, e.g. `mahavishnu`.
-   * Default: `SHELL_SESSIONS_COMPONENT`, else `OTEL_SERVICE_NAME`, else `unknown_service_node`.
+   * Default: `SHELL_SESSIONS_COMPONENT`, else `OTEL_SERVICE_NAME`, else `service.name` in
+   * `OTEL_RESOURCE_ATTRIBUTES`, else `unknown_service_node`.
    */
   component?: string;
   /** The shell's type, e.g. `MahavishnuShell`. Default: the REPL's class name (`REPLServer`). */
