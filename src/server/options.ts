@@ -154,16 +154,40 @@ export function sweepIntervalMs(leaseSeconds: number): number {
 
 export { OptionError };
 
+/**
+ * A flag's or variable's text through its zod schema: the value, or an
+ * OptionError with `message` (which names the setting and gives an example).
+ * Every numeric setting of the tracker is read this way.
+ */
+function settingFrom<T>(schema: z.ZodType<T>, text: string, message: string, source: string): T {
+  const result = schema.safeParse(text);
+  if (!result.success) throw new OptionError(message, source);
+  return result.data;
+}
+
+/** Digits only, as a number: "1e3", "0x10" and "-1" are not counts. */
+const digits = z.string().trim().regex(/^\d+$/).transform(Number);
+/** A decimal number of seconds, fractions allowed. */
+const decimal = z
+  .string()
+  .trim()
+  .min(1)
+  .transform(Number)
+  .pipe(z.number().refine((n) => Number.isFinite(n)));
+
 /** A lease in seconds: a positive number (fractions allowed, for tests), at most a week. */
 export function parseLeaseSeconds(text: string, source: string): number {
-  const value = Number(text.trim());
-  if (text.trim() === "" || !Number.isFinite(value) || value <= 0 || value > 7 * 24 * 3600) {
-    throw new OptionError(
-      `${source} must be a number of seconds greater than 0 and at most 604800, such as 300`,
-      source,
-    );
-  }
-  return value;
+  return settingFrom(
+    decimal.pipe(
+      z
+        .number()
+        .gt(0)
+        .max(7 * 24 * 3600),
+    ),
+    text,
+    `${source} must be a number of seconds greater than 0 and at most 604800, such as 300`,
+    source,
+  );
 }
 
 /** The lease from `--lease`, else `SHELL_SESSIONS_LEASE_SECONDS`, else the default. */
@@ -183,49 +207,64 @@ export function resolveStoreSpec(flag: string | undefined, env: NodeJS.ProcessEn
 
 /** A whole number from `min` to `max`, in plain words when it is not one. */
 export function parseCount(text: string, source: string, min: number, max: number): number {
-  const value = Number(text.trim());
-  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
-    throw new OptionError(`${source} must be a whole number from ${min} to ${max}`, source);
-  }
-  return value;
+  return settingFrom(
+    digits.pipe(z.number().min(min).max(max)),
+    text,
+    `${source} must be a whole number from ${min} to ${max}`,
+    source,
+  );
 }
 
 /** Seconds (fractions allowed) from `min` to `max`. */
 export function parseSeconds(text: string, source: string, min: number, max: number, example: string): number {
-  const value = Number(text.trim());
-  if (text.trim() === "" || !Number.isFinite(value) || value < min || value > max) {
-    throw new OptionError(`${source} must be a number of seconds from ${min} to ${max}, such as ${example}`, source);
-  }
-  return value;
+  return settingFrom(
+    decimal.pipe(z.number().min(min).max(max)),
+    text,
+    `${source} must be a number of seconds from ${min} to ${max}, such as ${example}`,
+    source,
+  );
 }
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
 /** Seconds from `3600`, `90m`, `24h`, `7d`; undefined when unreadable, zero, or over `max`. */
 export function parseDuration(text: string, max: number): number | undefined {
-  const m = /^(\d+)([smhd]?)$/.exec(text.trim().toLowerCase());
-  if (!m) return undefined;
-  const seconds = Number(m[1]) * (DURATION_UNITS[m[2] || "s"] ?? 1);
-  return seconds > 0 && seconds <= max ? seconds : undefined;
+  const duration = z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^\d+[smhd]?$/)
+    .transform((t) => Number(t.replace(/[smhd]$/, "")) * (DURATION_UNITS[t.at(-1) ?? "s"] ?? 1))
+    .pipe(z.number().gt(0).max(max));
+  const result = duration.safeParse(text);
+  return result.success ? result.data : undefined;
 }
 
 export function parsePort(text: string): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value > 65535) {
-    throw new OptionError("--port must be a whole number from 0 to 65535 (0 picks a free port)", "--port");
-  }
-  return value;
+  // Untrimmed, as before: " 80" is not a port.
+  const port = z.string().regex(/^\d+$/).transform(Number).pipe(z.number().max(65_535));
+  return settingFrom(port, text, "--port must be a whole number from 0 to 65535 (0 picks a free port)", "--port");
 }
 
+const BYTE_UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 * 1024 };
+
 export function parseByteSize(text: string, source: string): number {
-  const m = /^(\d+)\s*(b|k|kb|kib|m|mb|mib)?$/i.exec(text.trim());
-  const unit = (m?.[2] ?? "b").toLowerCase();
-  const factor = unit.startsWith("k") ? 1024 : unit.startsWith("m") ? 1024 * 1024 : 1;
-  const value = m ? Number(m[1]) * factor : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < 1024 || value > 64 * 1024 * 1024) {
-    throw new OptionError(`${source} must be a size from 1KiB to 64MiB, such as 1048576, 512k or 1m`, source);
-  }
-  return value;
+  const size = z
+    .string()
+    .trim()
+    .regex(/^\d+\s*(b|k|kb|kib|m|mb|mib)?$/i)
+    .transform((t) => {
+      const [, count = "", unit = "b"] = /^(\d+)\s*([a-z]*)$/i.exec(t) ?? [];
+      return Number(count) * (BYTE_UNITS[unit.toLowerCase().charAt(0) || "b"] ?? 1);
+    })
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024),
+    );
+  return settingFrom(size, text, `${source} must be a size from 1KiB to 64MiB, such as 1048576, 512k or 1m`, source);
 }
 
 /** An origin as browsers send it: scheme://host[:port], no path. */
