@@ -6,9 +6,9 @@
  * the fix, and the default is used instead.
  */
 import { join } from "node:path";
-import { z } from "zod";
 import { isDeliveryOff } from "../journal/switch.ts";
 import { OptionError } from "../option-error.ts";
+import { parseCount, wholeNumber } from "../settings.ts";
 import { stateDir } from "../state-dir.ts";
 import { splitCommandLine } from "./command-line.ts";
 
@@ -164,21 +164,6 @@ const RANGES: Record<IntKey, readonly [number, number]> = {
   helperTimeoutMs: [0, 24 * 3_600_000],
 };
 
-/** What a numeric setting accepts, from its range: one statement for variables and programmatic overrides. */
-function wholeNumber([min, max]: readonly [number, number]) {
-  return z.number().int().min(min).max(max);
-}
-
-export function parseIntSetting(text: string, variable: string, range: readonly [number, number]): number {
-  const [min, max] = range;
-  const value = Number(text.trim());
-  // Digits only: Number() would also take "1e3", "0x10" and " ".
-  if (!/^\d+$/.test(text.trim()) || !wholeNumber(range).safeParse(value).success) {
-    throw new OptionError(`${variable} must be a whole number from ${min} to ${max}`, variable);
-  }
-  return value;
-}
-
 export function parseUrl(text: string, variable: string): URL {
   let url: URL;
   try {
@@ -245,8 +230,8 @@ export function resolveDeliveryOptions(
 function checkedOverrides(overrides: Partial<DeliveryOptions>, problems: OptionProblem[]): Partial<DeliveryOptions> {
   const checked: Partial<DeliveryOptions> = { ...overrides };
   for (const key of Object.keys(RANGES) as IntKey[]) {
-    if (!(key in overrides) || wholeNumber(RANGES[key]).safeParse(overrides[key]).success) continue;
     const [min, max] = RANGES[key];
+    if (!(key in overrides) || wholeNumber(min, max).safeParse(overrides[key]).success) continue;
     problems.push({ variable: key, message: `option ${key} must be a whole number from ${min} to ${max}; ignored` });
     delete checked[key];
   }
@@ -320,7 +305,7 @@ function intFromEnv(env: NodeJS.ProcessEnv, key: IntKey, problems: OptionProblem
   const text = env[variable];
   if (text === undefined || text === "") return DEFAULTS[key];
   try {
-    return parseIntSetting(text, variable, RANGES[key]);
+    return parseCount(text, variable, ...RANGES[key]);
   } catch (error) {
     problems.push({ variable, message: `${(error as Error).message}; using ${DEFAULTS[key]}` });
     return DEFAULTS[key];

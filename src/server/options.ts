@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { OptionError } from "../option-error.ts";
+import { decimal, parseCount, settingFrom, wholeNumber } from "../settings.ts";
 
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 8678;
@@ -74,7 +75,11 @@ export interface HttpOptions {
   headersTimeoutMs: number;
 }
 
-const wholeFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+/** The longest lease, a week: seconds, fractions allowed (for tests). */
+const leaseSeconds = z
+  .number()
+  .gt(0)
+  .max(7 * 24 * 3600);
 
 /**
  * What each option given in code accepts, stated once as zod schemas (the
@@ -83,18 +88,18 @@ const wholeFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int
  */
 const OPTION_RULES: Record<string, [z.ZodType, string]> = {
   host: [z.string().min(1), "a non-empty host name or address"],
-  port: [wholeFrom(0, 65_535), "a whole number from 0 to 65535 (0 picks a free port)"],
+  port: [wholeNumber(0, 65_535), "a whole number from 0 to 65535 (0 picks a free port)"],
   path: [z.string().startsWith("/"), 'a path starting with "/"'],
-  bodyLimitBytes: [wholeFrom(1), "a whole number of bytes, at least 1"],
-  unauthenticatedBodyLimitBytes: [wholeFrom(1), "a whole number of bytes, at least 1"],
+  bodyLimitBytes: [wholeNumber(1), "a whole number of bytes, at least 1"],
+  unauthenticatedBodyLimitBytes: [wholeNumber(1), "a whole number of bytes, at least 1"],
   allowedOrigins: [z.array(z.string()), "an array of origins"],
   allowedHosts: [z.array(z.string()), "an array of host names"],
-  shutdownGraceMs: [wholeFrom(0), "a whole number of milliseconds, at least 0"],
-  maxConnections: [wholeFrom(1), "a whole number, at least 1"],
-  maxRequests: [wholeFrom(1), "a whole number, at least 1"],
-  maxUnauthenticatedRequests: [wholeFrom(1), "a whole number, at least 1"],
-  bodyTimeoutMs: [wholeFrom(1), "a whole number of milliseconds, at least 1"],
-  headersTimeoutMs: [wholeFrom(1), "a whole number of milliseconds, at least 1"],
+  shutdownGraceMs: [wholeNumber(0), "a whole number of milliseconds, at least 0"],
+  maxConnections: [wholeNumber(1), "a whole number, at least 1"],
+  maxRequests: [wholeNumber(1), "a whole number, at least 1"],
+  maxUnauthenticatedRequests: [wholeNumber(1), "a whole number, at least 1"],
+  bodyTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
+  headersTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
   leaseSeconds: [
     z
       .number()
@@ -102,8 +107,8 @@ const OPTION_RULES: Record<string, [z.ZodType, string]> = {
       .max(7 * 24 * 3600),
     "a number of seconds greater than 0 and at most 604800",
   ],
-  sweepIntervalMs: [wholeFrom(1), "a whole number of milliseconds, at least 1"],
-  storeTimeoutMs: [wholeFrom(1), "a whole number of milliseconds, at least 1"],
+  sweepIntervalMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
+  storeTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
   maxClockSkewSeconds: [z.number().min(0), "a number of seconds, at least 0"],
   maxTokenTtlSeconds: [z.number().gt(0), "a number of seconds greater than 0"],
 };
@@ -154,36 +159,10 @@ export function sweepIntervalMs(leaseSeconds: number): number {
 
 export { OptionError };
 
-/**
- * A flag's or variable's text through its zod schema: the value, or an
- * OptionError with `message` (which names the setting and gives an example).
- * Every numeric setting of the tracker is read this way.
- */
-function settingFrom<T>(schema: z.ZodType<T>, text: string, message: string, source: string): T {
-  const result = schema.safeParse(text);
-  if (!result.success) throw new OptionError(message, source);
-  return result.data;
-}
-
-/** Digits only, as a number: "1e3", "0x10" and "-1" are not counts. */
-const digits = z.string().trim().regex(/^\d+$/).transform(Number);
-/** A decimal number of seconds, fractions allowed. */
-const decimal = z
-  .string()
-  .trim()
-  .min(1)
-  .transform(Number)
-  .pipe(z.number().refine((n) => Number.isFinite(n)));
-
 /** A lease in seconds: a positive number (fractions allowed, for tests), at most a week. */
 export function parseLeaseSeconds(text: string, source: string): number {
   return settingFrom(
-    decimal.pipe(
-      z
-        .number()
-        .gt(0)
-        .max(7 * 24 * 3600),
-    ),
+    decimal.pipe(leaseSeconds),
     text,
     `${source} must be a number of seconds greater than 0 and at most 604800, such as 300`,
     source,
@@ -205,15 +184,7 @@ export function resolveStoreSpec(flag: string | undefined, env: NodeJS.ProcessEn
   return fromEnv !== undefined && fromEnv !== "" ? fromEnv : undefined;
 }
 
-/** A whole number from `min` to `max`, in plain words when it is not one. */
-export function parseCount(text: string, source: string, min: number, max: number): number {
-  return settingFrom(
-    digits.pipe(z.number().min(min).max(max)),
-    text,
-    `${source} must be a whole number from ${min} to ${max}`,
-    source,
-  );
-}
+export { parseCount };
 
 /** Seconds (fractions allowed) from `min` to `max`. */
 export function parseSeconds(text: string, source: string, min: number, max: number, example: string): number {
