@@ -216,7 +216,7 @@ export function resolveDeliveryOptions(
   const target = transportFromEnv(env, problems);
   if ("unusable" in target) return { enabled: false, reason: `${target.unusable} is unusable`, problems };
   const options: DeliveryOptions = {
-    ...optionsFromEnv(env, target.transport, problems),
+    ...optionsFromEnv(env, target, problems),
     ...checkedOverrides(overrides, problems),
   };
   return { enabled: true, options, problems };
@@ -238,8 +238,11 @@ function checkedOverrides(overrides: Partial<DeliveryOptions>, problems: OptionP
   return checked;
 }
 
-/** The tracker to deliver to, or the name of the variable that names it unusably. */
-type EnvTransport = { transport: TransportSpec } | { unusable: string };
+/**
+ * The tracker to deliver to, and whether it is the embedded default (no
+ * variable names one); or the name of the variable that names it unusably.
+ */
+type EnvTransport = { transport: TransportSpec; embedded: boolean } | { unusable: string };
 
 /**
  * The tracker the environment names (a command wins over a URL), else the
@@ -255,13 +258,13 @@ function transportFromEnv(env: NodeJS.ProcessEnv, problems: OptionProblem[]): En
   if (urlText !== undefined && urlText.trim() !== "") {
     return parsedTransport(ENV.url, problems, () => ({ kind: "http", url: parseUrl(urlText, ENV.url) }));
   }
-  return { transport: { kind: "http", url: new URL(DEFAULT_URL) } };
+  return { transport: { kind: "http", url: new URL(DEFAULT_URL) }, embedded: true };
 }
 
 /** What `parse` makes of `variable`; when it throws, the problem is added and the variable is unusable. */
 function parsedTransport(variable: string, problems: OptionProblem[], parse: () => TransportSpec): EnvTransport {
   try {
-    return { transport: parse() };
+    return { transport: parse(), embedded: false };
   } catch (error) {
     problems.push({ variable, message: `${(error as Error).message}; delivery is off` });
     return { unusable: variable };
@@ -269,11 +272,15 @@ function parsedTransport(variable: string, problems: OptionProblem[], parse: () 
 }
 
 /** Every setting from the environment, a bad value replaced by its default (and added to `problems`). */
-function optionsFromEnv(env: NodeJS.ProcessEnv, transport: TransportSpec, problems: OptionProblem[]): DeliveryOptions {
+function optionsFromEnv(
+  env: NodeJS.ProcessEnv,
+  { transport, embedded }: { transport: TransportSpec; embedded: boolean },
+  problems: OptionProblem[],
+): DeliveryOptions {
   const int = (key: IntKey): number => intFromEnv(env, key, problems);
   return {
     transport,
-    embedded: !(env[ENV.command]?.trim() || env[ENV.url]?.trim()),
+    embedded,
     token: env[ENV.token]?.trim() || undefined,
     env,
     spoolPath: spoolPathFor(env),
