@@ -318,13 +318,7 @@ async function readDrainFlags(values: {
 }
 
 /** What the passes of one `spool drain` did, summed over them. */
-interface DrainTotals {
-  delivered: number;
-  rejected: number;
-  failed: number;
-  quarantined: number;
-  waiting: number;
-}
+type DrainTotals = Omit<DrainSummary, "busy">;
 
 /**
  * Drain passes until nothing waits, a pass delivers nothing, or the deadline
