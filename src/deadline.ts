@@ -38,3 +38,10 @@ export async function settledWithin(
     clearTimeout(timer);
   }
 }
+
+/** Keeps the process alive until `work` settles (for a program whose whole job it is); never rejects. */
+export function holdWhile(work: Promise<unknown>): void {
+  const hold = setInterval(() => {}, 2 ** 30);
+  const release = () => clearInterval(hold);
+  work.then(release, release);
+}

@@ -30,6 +30,12 @@ export interface EmissionFigures {
   end: Summary;
   /** Both kinds of event together. */
   all: Summary;
+  /** Starts of the first session of each block, after the peer's block left the exporter idle. */
+  afterIdleGap: Summary;
+  /** The other starts (the exporter busy a moment before). */
+  warmStart: Summary;
+  /** Milliseconds each peer block (the idle gap before the next block of sessions) lasted, median. */
+  idleGapMs: number;
   /** Milliseconds per no-op tool call (request → answer), the platform's floor. */
   peer: Summary;
 }
@@ -71,12 +77,15 @@ export async function emissionLatency(
   mkdirSync(shells, { recursive: true });
   const fleet = await Fleet.start({ workers: 1, sessionsPerWorker: 0, root: shells, env: deliveryEnv(target) });
   const peer: number[] = [];
+  const gaps: number[] = [];
   try {
     await fleet.sequence(options.warmup);
     await peerCalls(target.peer, options.warmup, undefined);
     for (let block = 0; block < options.blocks; block++) {
       await fleet.sequence(options.sessionsPerBlock);
+      const began = performance.now();
       await peerCalls(target.peer, options.callsPerBlock, peer);
+      gaps.push(performance.now() - began);
     }
     const [report] = await fleet.finish(30_000);
     const sessions = [...(report?.sessions ?? [])].sort((a, b) => a.spanStart - b.spanStart).slice(options.warmup);
@@ -86,11 +95,16 @@ export async function emissionLatency(
     if (start.length !== expected || end.length !== expected) {
       throw new Error(`only ${start.length} starts and ${end.length} ends of ${expected} sessions were acknowledged`);
     }
+    // The first block follows the warm-up's peer calls: every block's first session comes after an idle gap.
+    const firstOfBlock = (i: number) => i % options.sessionsPerBlock === 0;
     return {
       transport: target.transport,
       start: summarize(start),
       end: summarize(end),
       all: summarize([...start, ...end]),
+      afterIdleGap: summarize(start.filter((_, i) => firstOfBlock(i))),
+      warmStart: summarize(start.filter((_, i) => !firstOfBlock(i))),
+      idleGapMs: summarize(gaps).p50,
       peer: summarize(peer),
     };
   } finally {

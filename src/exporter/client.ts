@@ -16,10 +16,12 @@
  * is taken for a handshake-era one, and the next connect goes straight to
  * `initialize`.
  */
+import type { ChildProcess } from "node:child_process";
 import type { Client, jsonSchemaValidator, PriorDiscovery } from "@modelcontextprotocol/client";
 import type { CallToolResultLike } from "../contract/index.ts";
 import type { Logger } from "../log.ts";
 import { name, version } from "../package-info.ts";
+import { type DetachedFetch, detachedFetch } from "./detached-fetch.ts";
 import { DeliveryFailure } from "./errors.ts";
 import { failureFromMcpError, isEraMismatch, isProbeCutOff } from "./mcp-errors.ts";
 import { ENV, type TransportSpec } from "./options.ts";
@@ -63,11 +65,24 @@ async function lazyResultValidator(): Promise<jsonSchemaValidator> {
 type StdioTransportClass = typeof import("@modelcontextprotocol/client/stdio").StdioClientTransport;
 let inPlaceStdio: StdioTransportClass | undefined;
 
-/** The SDK's stdio transport, subclassed: the SDK probes a subclass in place rather than on a sibling process. */
+/**
+ * The SDK's stdio transport, subclassed: the SDK probes a subclass in place
+ * rather than on a sibling process. The tracker it spawns, and the pipes to
+ * it, never keep this process alive: it stays up while the program runs, and
+ * ends on the end of its input when the program exits.
+ */
 async function inPlaceStdioTransport(): Promise<StdioTransportClass> {
   if (!inPlaceStdio) {
     const { StdioClientTransport } = await import("@modelcontextprotocol/client/stdio");
-    inPlaceStdio = class InPlaceStdioClientTransport extends StdioClientTransport {};
+    inPlaceStdio = class InPlaceStdioClientTransport extends StdioClientTransport {
+      override async start(): Promise<void> {
+        await super.start();
+        const child = (this as unknown as { _process?: ChildProcess })._process;
+        child?.unref();
+        for (const pipe of [child?.stdin, child?.stdout, child?.stderr])
+          (pipe as { unref?: () => void } | null)?.unref?.();
+      }
+    };
   }
   return inPlaceStdio;
 }
@@ -96,6 +111,8 @@ export class McpConnection {
   /** What the tracker speaks, once a connect has found out; kept across reset(). */
   #era: PriorDiscovery | undefined;
   #closed = false;
+  /** HTTP only: its pooled sockets outlive reset(), so a reconnect finds them warm. */
+  #fetch: DetachedFetch | undefined;
   /** Bumped on every close, so a late callback of an old connection changes nothing. */
   #generation = 0;
 
@@ -154,6 +171,7 @@ export class McpConnection {
   close(): void {
     this.#closed = true;
     this.reset();
+    this.#fetch?.destroy();
   }
 
   async #withTimeout<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -273,7 +291,9 @@ export class McpConnection {
     if (spec.kind === "http") {
       const headers: Record<string, string> = {};
       if (this.#options.bearer !== undefined) headers.authorization = `Bearer ${this.#options.bearer}`;
+      this.#fetch ??= detachedFetch();
       return new sdk.StreamableHTTPClientTransport(spec.url, {
+        fetch: this.#fetch,
         requestInit: { headers },
         // A restarted tracker is found by our own retries; the SDK's own SSE reconnection would only add noise.
         reconnectionOptions: {

@@ -5,8 +5,8 @@
  * Write-ahead discipline: an event lives in memory until the tracker
  * acknowledges it, and is written to the durable spool on every path that
  * could otherwise lose it — a final failure, an open circuit, a rejection, a
- * full queue, a flush or shutdown (before waiting for sends in flight), the
- * exit grace running out, and synchronously in the process `exit` handler.
+ * full queue, a flush or shutdown (before waiting for sends in flight), and
+ * synchronously in the process `exit` handler.
  * We chose this over writing every event to disk before its first send
  * because the happy path then costs a shell no disk I/O and no SQLite open
  * before the first prompt; the only death this cannot cover is SIGKILL of
@@ -24,6 +24,7 @@
  */
 
 import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
+import { holdWhile } from "../deadline.ts";
 import type { Logger } from "../log.ts";
 import { ATTR_SHELL_TRACKER_SESSION_ID } from "../semconv.ts";
 import { Drainer, type DrainOptions, type DrainSummary } from "./drainer.ts";
@@ -70,14 +71,13 @@ export class SessionDelivery {
   readonly #byStart = new Map<string, SessionRef>();
   #active = 0;
   #lingerTimer: NodeJS.Timeout | undefined;
-  /** Moved by every park: sends and drain passes of an earlier epoch stop. */
+  /** Closes the idle connection a while after the last send (idleCloseMs). */
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** The exit grace ran out since the last session ended (and none has started since). */
+  #graceOver = false;
+  /** Moved on exit and shutdown: sends and drain passes of an earlier epoch stop. */
   #epoch = 0;
   #phase: Phase = "running";
-  /**
-   * The process outlived an exit grace that parked its events: it is not leaving when its shells close, so
-   * sends and drains run to the end without a grace, until a new shell opens.
-   */
-  #runsOn = false;
   readonly #onExit = () => this.#exitNow();
 
   constructor(deps: SessionDeliveryOptions) {
@@ -147,6 +147,7 @@ export class SessionDelivery {
       liveSession: (startEventId) => this.#byStart.get(startEventId),
       adopt: (session, trackerSessionId) => this.#adopt(session, trackerSessionId),
       onPassStart: () => {
+        this.#cancelIdleClose();
         if (this.#live && this.#active === 0) this.#startLinger();
       },
       onPassEnd: () => this.#maybeIdle(),
@@ -169,8 +170,9 @@ export class SessionDelivery {
     this.#sessions.set(keyOf(session), session);
     this.#byStart.set(session.startEventId, session);
     this.#active++;
-    this.#runsOn = false;
+    this.#graceOver = false;
     this.#cancelLinger();
+    this.#cancelIdleClose();
     const job = newJob("start", session.startEventId, session, payload, this.#epoch);
     if (this.#phase === "exiting") this.#spool.write([job], "the process is exiting");
     else this.#queue.push(job);
@@ -239,41 +241,34 @@ export class SessionDelivery {
 
   /** One pass over the spool, in order. Concurrent calls share the pass in progress. */
   drain(options: DrainOptions = {}): Promise<DrainSummary> {
-    return this.#drainer.drain(options);
+    const pass = this.#drainer.drain(options);
+    // A process that only drains (`spool drain`, a drain helper) lives for the pass: the sends hold nothing.
+    if (!this.#live) holdWhile(pass);
+    return pass;
   }
 
   // ---- lifetime ----
 
-  /** Once no session is active, delivery may keep the process alive only for the exit grace. */
+  /**
+   * Once no session is active, delivery keeps the process alive for at most
+   * the exit grace while events are unacknowledged: nothing else of ours
+   * holds it (the connection's sockets, a stdio tracker, retry waits and
+   * timers are all unreferenced). A program that is done then exits when
+   * the grace runs out, and its `exit` handler spools what is left; a
+   * program that runs on (a server with an admin shell) keeps sending as
+   * before, with nothing cut off or moved to the spool.
+   */
   #startLinger(): void {
-    if (!this.#live || this.#lingerTimer || this.#phase === "stopped" || this.#runsOn) return;
+    if (!this.#live || this.#lingerTimer || this.#phase !== "running") return;
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined;
-      if (this.#active === 0 && (this.#queue.length > 0 || this.#drainer.running)) {
-        this.#park("the exit grace ran out");
-        // Unreferenced, so it fires only if something else keeps the process: then the program runs on
-        // after its shells closed (a server with an admin shell), and nothing needs cutting short any more.
-        // What was parked is sent from the spool at once, without a grace, not at the next background pass.
-        const survived = setTimeout(() => {
-          this.#runsOn = true;
-          this.#drainer.schedule(0);
-        }, this.#o.exitGraceMs);
-        survived.unref();
-      } else this.#maybeIdle();
+      this.#graceOver = true;
     }, this.#o.exitGraceMs);
-    this.#lingerTimer.unref();
   }
 
   #cancelLinger(): void {
     clearTimeout(this.#lingerTimer);
     this.#lingerTimer = undefined;
-  }
-
-  /** Moves everything in memory to the spool and cuts off calls in flight, so the process can exit. */
-  #park(why: string): void {
-    this.#epoch++;
-    this.#spoolQueue(why);
-    this.#sender.resetConnections();
   }
 
   /** Takes every job off the in-memory queue and writes it to the spool; their sessions' starts now live there. */
@@ -284,13 +279,27 @@ export class SessionDelivery {
     this.#queue.wakeFlushWaiters();
   }
 
+  #idle(): boolean {
+    return this.#active === 0 && this.#queue.length === 0 && !this.#queue.busy && !this.#drainer.running;
+  }
+
   #maybeIdle(): void {
-    if (!this.#live) return;
-    if (this.#active === 0 && this.#queue.length === 0 && !this.#queue.busy && !this.#drainer.running) {
-      // An open connection (an SSE stream, a stdio child) would keep the process alive: close it when idle.
-      this.#sender.resetConnections();
-      this.#heartbeats.stop();
-    }
+    if (!this.#live || !this.#idle()) return;
+    // Nothing left to wait for: a program that is done need not sit out the rest of the grace.
+    this.#cancelLinger();
+    this.#heartbeats.stop();
+    if (this.#idleTimer || this.#phase !== "running") return;
+    const close = () => {
+      this.#idleTimer = undefined;
+      if (this.#idle()) this.#sender.resetConnections();
+    };
+    if (this.#o.idleCloseMs === 0) close();
+    else this.#idleTimer = setTimeout(close, this.#o.idleCloseMs).unref();
+  }
+
+  #cancelIdleClose(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
   }
 
   /** The process `exit` event: only synchronous work is possible now. */
@@ -300,7 +309,8 @@ export class SessionDelivery {
     this.#epoch++;
     this.#spoolQueue("the process is exiting");
     this.#drainer.cancel();
-    clearTimeout(this.#lingerTimer);
+    this.#cancelLinger();
+    this.#cancelIdleClose();
     this.#heartbeats.stop();
     this.#drainer.releaseOnExit();
     // Sessions still open are ended by the instrumentation's own exit handler: their ends are spooled in onEnd.
@@ -314,7 +324,9 @@ export class SessionDelivery {
   async forceFlush(): Promise<void> {
     const unspooled = this.#queue.unfinished().filter((j) => !j.spooled);
     if (unspooled.length > 0) this.#spool.write(unspooled, "flush");
-    await this.#queue.flushed(this.#o.flushTimeoutMs);
+    // Past the exit grace the program is leaving (this is its last flush) or runs on and keeps sending:
+    // either way the spool holds a copy, and waiting would only hold up an exit.
+    if (!this.#graceOver) await this.#queue.flushed(this.#o.flushTimeoutMs);
   }
 
   async shutdown(): Promise<void> {
@@ -328,7 +340,8 @@ export class SessionDelivery {
     const unspooled = left.filter((j) => !j.spooled);
     if (unspooled.length > 0) this.#spool.write(unspooled, "shutdown");
     this.#drainer.cancel();
-    clearTimeout(this.#lingerTimer);
+    this.#cancelLinger();
+    this.#cancelIdleClose();
     this.#heartbeats.stop();
     this.#sender.closeConnections();
     await this.#drainer.settled();

@@ -45,10 +45,19 @@ export const DEFAULTS = {
   heartbeatMs: 60_000,
   /**
    * Once no session is active, delivery keeps the process alive at most this
-   * long to send what is left (a warm call takes milliseconds); the rest is
-   * delivered by the drain helper from the journal, so exits stay instant.
+   * long to send what is left (a warm call takes milliseconds). A program
+   * that exits then leaves the rest to the drain helper, so exits stay
+   * instant; one that runs on keeps sending it.
    */
   exitGraceMs: 250,
+  /**
+   * The connection to the tracker (and a stdio tracker it spawned) stays open
+   * between sessions, never keeping the process alive, and is closed after
+   * this long with nothing to send: a shell opened after a pause finds it
+   * warm, and a program whose shells are long closed does not keep a tracker
+   * process beside it. 0 closes it as soon as nothing is left to send.
+   */
+  idleCloseMs: 5 * 60_000,
   /** forceFlush waits at most this long for sends in flight (they are spooled first, so waiting is only an optimisation). */
   flushTimeoutMs: 1_500,
   /** A later process starts draining the spool this long after start-up, away from the first prompt. */
@@ -83,6 +92,7 @@ export const ENV = {
   spoolRetryMs: "SHELL_SESSIONS_SPOOL_RETRY_MS",
   heartbeatMs: "SHELL_SESSIONS_HEARTBEAT_MS",
   exitGraceMs: "SHELL_SESSIONS_EXIT_GRACE_MS",
+  idleCloseMs: "SHELL_SESSIONS_IDLE_CLOSE_MS",
   flushTimeoutMs: "SHELL_SESSIONS_FLUSH_TIMEOUT_MS",
   helperTimeoutMs: "SHELL_SESSIONS_HELPER_TIMEOUT_MS",
 } as const;
@@ -117,6 +127,7 @@ export interface DeliveryOptions {
   rejectedRetryMs: number;
   heartbeatMs: number;
   exitGraceMs: number;
+  idleCloseMs: number;
   flushTimeoutMs: number;
   startupDrainDelayMs: number;
   tokenTtlSeconds: number;
@@ -144,6 +155,7 @@ type IntKey =
   | "spoolRetryMs"
   | "heartbeatMs"
   | "exitGraceMs"
+  | "idleCloseMs"
   | "flushTimeoutMs"
   | "helperTimeoutMs";
 
@@ -160,6 +172,7 @@ const RANGES: Record<IntKey, readonly [number, number]> = {
   spoolRetryMs: [50, 3_600_000],
   heartbeatMs: [0, 3_600_000],
   exitGraceMs: [0, 600_000],
+  idleCloseMs: [0, 24 * 3_600_000],
   flushTimeoutMs: [0, 600_000],
   helperTimeoutMs: [0, 24 * 3_600_000],
 };
@@ -300,6 +313,7 @@ function optionsFromEnv(
     rejectedRetryMs: DEFAULTS.rejectedRetryMs,
     heartbeatMs: int("heartbeatMs"),
     exitGraceMs: int("exitGraceMs"),
+    idleCloseMs: int("idleCloseMs"),
     flushTimeoutMs: int("flushTimeoutMs"),
     startupDrainDelayMs: DEFAULTS.startupDrainDelayMs,
     tokenTtlSeconds: DEFAULTS.tokenTtlSeconds,

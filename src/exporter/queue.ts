@@ -134,7 +134,12 @@ export class SessionQueue {
     }
   }
 
-  /** Waits until nothing in memory is still being sent, or the process is leaving, for at most `timeoutMs`. */
+  /**
+   * Waits until nothing in memory is still being sent, or the process is
+   * leaving, for at most `timeoutMs`. The wait keeps the process alive (the
+   * sends themselves do not): a caller that awaits a flush gets its answer
+   * even when nothing else runs.
+   */
   async flushed(timeoutMs: number): Promise<void> {
     if (this.#isFlushed()) return;
     let wake = () => {};
@@ -143,8 +148,7 @@ export class SessionQueue {
     });
     this.#flushWaiters.add(wake);
     try {
-      // Unreferenced: a flush never keeps the process alive by itself.
-      await settledWithin(flushed, timeoutMs, { unref: true });
+      await settledWithin(flushed, timeoutMs);
     } finally {
       this.#flushWaiters.delete(wake);
     }

@@ -24,7 +24,6 @@ import {
   W3CBaggagePropagator,
   W3CTraceContextPropagator,
 } from "@opentelemetry/core";
-import { backOff } from "exponential-backoff";
 import { parseToolResult, SessionEndResult, SessionStartResult, TOOL_NAMES } from "../contract/index.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -44,6 +43,7 @@ import { classifyError, DeliveryFailure, fromResultError } from "./errors.ts";
 import { type Delivered, eventTypeOf, type Job, type SessionRef } from "./jobs.ts";
 import type { DeliveryMetrics } from "./metrics.ts";
 import { type DeliveryOptions, describeTransport, type TransportSpec } from "./options.ts";
+import { withRetries } from "./retry.ts";
 
 // The trace context in `_meta` is always W3C, whatever OTEL_PROPAGATORS says for the app's own HTTP.
 const PROPAGATOR = new CompositePropagator({
@@ -123,18 +123,15 @@ export class Sender {
     const started = performance.now();
     this.#metrics.inflight(1);
     try {
-      const trackerSessionId = await backOff(
+      const trackerSessionId = await withRetries(
         () => {
           if (stopped()) return Promise.reject(new DeliveryFailure("aborted", "aborted", "delivery was stopped"));
           return this.#breaker.fire(() => this.#send(job));
         },
         {
-          numOfAttempts: this.#o.retryAttempts,
-          startingDelay: this.#o.retryBaseDelayMs,
-          timeMultiple: 2,
-          maxDelay: this.#o.retryMaxDelayMs,
-          jitter: "full",
-          delayFirstAttempt: false,
+          attempts: this.#o.retryAttempts,
+          baseDelayMs: this.#o.retryBaseDelayMs,
+          maxDelayMs: this.#o.retryMaxDelayMs,
           retry: (error: unknown) => {
             const failure = classifyError(error);
             if (failure.kind !== "transient" || stopped()) return false;
@@ -337,15 +334,11 @@ export class Sender {
     if (this.#o.embedded && failure.errorType === "econnrefused" && this.#target !== undefined) {
       this.#choosing = undefined;
       this.#target = undefined;
-      this.resetConnections();
-      this.#connections.clear();
+      this.closeConnections();
     }
   }
 
-  /**
-   * Cuts calls in flight and lets idle connections go (an SSE stream or a
-   * stdio child would keep the process alive); the next call reconnects.
-   */
+  /** Lets the connections go (a stdio tracker it spawned exits); the next call reconnects. Aborts calls in flight. */
   resetConnections(): void {
     for (const connection of this.#connections.values()) connection.reset();
   }

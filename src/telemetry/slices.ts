@@ -63,7 +63,6 @@ const NODE_SDK = [
 /** Session delivery: its libraries, the contract's schemas, and the MCP client it connects with. */
 const DELIVERY = [
   "opossum",
-  "exponential-backoff",
   "jose",
   "zod/v4/core",
   "zod",

@@ -43,7 +43,13 @@ const ERA_LINE = {
  */
 const STDIO_TIMEOUT = { SHELL_SESSIONS_CALL_TIMEOUT_MS: "10000" };
 
-/** Two sessions one after the other: the exporter closes its idle connection in between, so the second reconnects. */
+/**
+ * The exporter keeps its connection between sessions; told to close it as
+ * soon as it is idle, it reconnects for every session.
+ */
+const RECONNECT = { SHELL_SESSIONS_IDLE_CLOSE_MS: "0" };
+
+/** Two sessions one after the other (with RECONNECT, the second connects again). */
 async function twoSessions(h: ReturnType<typeof harness>): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < 2; i++) {
@@ -81,7 +87,9 @@ for (const kind of ["http", "stdio"] as const) {
     assert.deepEqual(sessions.map((s) => s.session_id).sort(), [...ids].sort());
     assert.ok(sessions.every((s) => s.status === "ended"));
     const lines = connectLines(h);
-    assert.ok(lines.length >= 1 && lines.every((line) => ERA_LINE.stateless.test(line)), lines.join(""));
+    // The default keeps the connection (over stdio, the tracker process) open between sessions.
+    assert.equal(lines.length, 1, `one connection for both sessions: ${lines.join("")}`);
+    assert.ok(ERA_LINE.stateless.test(lines[0] ?? ""), lines.join(""));
     assert.deepEqual(h.warnings, []);
   });
 
@@ -95,11 +103,12 @@ for (const kind of ["http", "stdio"] as const) {
       if (kind === "http") {
         const server = await startMinimalHttp({ record, methods, era });
         t.after(() => server.stop());
-        env = deliveryEnv(dir, { SESSION_BUDDY_URL: server.url });
+        env = deliveryEnv(dir, { SESSION_BUDDY_URL: server.url, ...RECONNECT });
       } else {
         env = deliveryEnv(dir, {
           SESSION_BUDDY_COMMAND: minimalStdioCommand({ record, methods, era }),
           ...STDIO_TIMEOUT,
+          ...RECONNECT,
         });
       }
       const h = harness(t, env);
@@ -186,7 +195,7 @@ test("stdio: a handshake-era server that exits on server/discover costs one fail
   const record = join(dir, "calls.jsonl");
   const methods = join(dir, "methods.jsonl");
   const command = minimalStdioCommand({ record, methods, era: "legacy", exitOnProbe: true });
-  const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_COMMAND: command, ...STDIO_TIMEOUT }));
+  const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_COMMAND: command, ...STDIO_TIMEOUT, ...RECONNECT }));
   await twoSessions(h);
   const calls = readRecords(record).map((r) => r.tool);
   assert.deepEqual(calls, ["track_session_start", "track_session_end", "track_session_start", "track_session_end"]);

@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
 import { test } from "node:test";
+import { COLD_SESSIONS } from "./support/fleet.ts";
 import { runScenario, SCENARIOS, type ScenarioResult } from "./support/scenarios.ts";
 import { formatNumber } from "./support/stats.ts";
 
@@ -28,6 +29,7 @@ function summary(r: ScenarioResult): string {
     `events emitted ${r.eventsEmitted}, acknowledged ${r.eventsAcknowledged} (${r.acknowledgedInProcess} while the shells' processes ran)`,
     `lost ${r.lost}, duplicated ${r.duplicated}, resends de-duplicated by the tracker ${r.resentAndDeduplicated}`,
     `emission latency p50 ${formatNumber(r.latency.all.p50, "ms")}, p99 ${formatNumber(r.latency.all.p99, "ms")}`,
+    `after each process's first ${COLD_SESSIONS} sessions p50 ${formatNumber(r.latency.warm.p50, "ms")}, p99 ${formatNumber(r.latency.warm.p99, "ms")}`,
     `${r.kills} tracker kills, ${r.spoolsDrainedAfterwards} spools drained with \`spool drain\` afterwards, ${formatNumber(r.durationMs / 1000, "s")}`,
     `exporter outcomes ${JSON.stringify(r.emissions)}`,
   ].join("; ");

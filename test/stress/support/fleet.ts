@@ -227,13 +227,21 @@ export interface DeliveryCheck {
   unexpected: number;
   /** Resends the tracker answered again (de-duplicated by event_id): the at-least-once retries at work. */
   resentAndDeduplicated: number;
-  /** Milliseconds from span start to the tracker's answer to the start, and from span end to its answer to the end. */
-  latency: { start: Summary; end: Summary; all: Summary };
+  /**
+   * Milliseconds from span start to the tracker's answer to the start, and
+   * from span end to its answer to the end. `warm`: both, leaving out each
+   * process's first COLD_SESSIONS sessions, which wait for their process's
+   * first connection to the tracker.
+   */
+  latency: { start: Summary; end: Summary; all: Summary; warm: Summary };
   /** The exporter's own outcome counters, summed over the workers. */
   emissions: Record<string, number>;
   /** The first few discrepancies, for the failure message. */
   problems: string[];
 }
+
+/** Sessions per process counted as its cold start in `latency.warm`. */
+export const COLD_SESSIONS = 10;
 
 export async function checkDelivery(reports: WorkerReport[], store: SessionStore): Promise<DeliveryCheck> {
   const emitted = reports.flatMap((r) => r.sessions);
@@ -281,15 +289,21 @@ export async function checkDelivery(reports: WorkerReport[], store: SessionStore
 
   const startLatency: number[] = [];
   const endLatency: number[] = [];
+  const warm: number[] = [];
+  const cold = new Set(
+    reports.flatMap((r) => [...r.sessions].sort((a, b) => a.spanStart - b.spanStart).slice(0, COLD_SESSIONS)),
+  );
   let inProcess = 0;
   let resent = 0;
   for (const s of emitted) {
     if (s.startAck !== null) {
       startLatency.push(s.startAck - s.spanStart);
+      if (!cold.has(s)) warm.push(s.startAck - s.spanStart);
       inProcess++;
     }
     if (s.endAck !== null && s.spanEnd !== null) {
       endLatency.push(s.endAck - s.spanEnd);
+      if (!cold.has(s)) warm.push(s.endAck - s.spanEnd);
       inProcess++;
     }
     resent += Math.max(0, s.startAnswers - 1) + Math.max(0, s.endAnswers - 1);
@@ -311,6 +325,7 @@ export async function checkDelivery(reports: WorkerReport[], store: SessionStore
       start: summarize(startLatency),
       end: summarize(endLatency),
       all: summarize([...startLatency, ...endLatency]),
+      warm: summarize(warm),
     },
     emissions,
     problems,
