@@ -16,7 +16,6 @@
  * a failed request).
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { Readable } from "node:stream";
 
 export type DetachedFetch = typeof fetch & { destroy(): void };
@@ -45,7 +44,14 @@ async function bodyOf(init: RequestInit | undefined): Promise<Buffer | undefined
 
 /** A fetch over keep-alive agents whose sockets are unreferenced (see above). `destroy()` closes them. */
 export function detachedFetch(): DetachedFetch {
-  const agents = { "http:": new HttpAgent({ keepAlive: true }), "https:": new HttpsAgent({ keepAlive: true }) };
+  const http = { agent: new HttpAgent({ keepAlive: true }), request: httpRequest };
+  // TLS is loaded only for an https tracker: most trackers are local, and loading it holds the event loop.
+  let https: Promise<typeof http> | undefined;
+  const transport = (protocol: string) => {
+    if (protocol === "http:") return http;
+    https ??= import("node:https").then((m) => ({ agent: new m.Agent({ keepAlive: true }), request: m.request }));
+    return https;
+  };
   const run = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(input instanceof Request ? input.url : input);
     if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -53,12 +59,12 @@ export function detachedFetch(): DetachedFetch {
     }
     const signal = init?.signal ?? undefined;
     const body = await bodyOf(init);
+    const { agent, request } = await transport(url.protocol);
     signal?.throwIfAborted();
     const headers = headersOf(init);
     if (body !== undefined) headers["content-length"] = String(body.length);
-    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise<Response>((resolve, reject) => {
-      const req = send(url, { method: init?.method ?? "GET", headers, agent: agents[url.protocol as "http:"] });
+      const req = request(url, { method: init?.method ?? "GET", headers, agent });
       const onAbort = () => req.destroy(signal?.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
       // Agent.reuseSocket references a pooled socket before each request; this comes after it.
@@ -85,8 +91,8 @@ export function detachedFetch(): DetachedFetch {
   };
   return Object.assign(run as typeof fetch, {
     destroy() {
-      agents["http:"].destroy();
-      agents["https:"].destroy();
+      http.agent.destroy();
+      void https?.then((t) => t.agent.destroy());
     },
   });
 }

@@ -11,7 +11,11 @@
  * A start is handed over once the session's span has started (so it carries
  * the span's trace id), or at once when no span will come (`spans: false`).
  * Each acknowledgement or spooling is noted in the journal, so the drain
- * helper knows what is left once the process is gone.
+ * helper knows what is left once the process is gone. A journal whose events
+ * have all been answered for is kept, with its drain helper, for
+ * `keepJournalMs` before it is retired: the next shell opened within that
+ * time writes to it, rather than paying for a new helper process on its way
+ * to the tracker.
  */
 import type { Span } from "@opentelemetry/api";
 import { sanitizeComponentName } from "../contract/index.ts";
@@ -24,11 +28,15 @@ import type { SessionRef } from "./jobs.ts";
 export interface FeedOptions {
   /** Whether session spans will start (false when the SDK is disabled): starts wait for them. */
   spans: boolean;
+  /** How long a journal whose events have all been answered for is kept (0: retired at once). */
+  keepJournalMs: number;
 }
 
 export class SessionFeed {
   readonly #delivery: SessionDelivery;
   readonly #spans: boolean;
+  readonly #keepJournalMs: number;
+  #retireTimer: NodeJS.Timeout | undefined;
   /** `session.id`s of the shells this feed delivers: their spans are not delivered again by the span processor. */
   readonly #fed = new Set<string>();
   readonly #refs = new WeakMap<ShellSession, SessionRef>();
@@ -39,6 +47,7 @@ export class SessionFeed {
   constructor(delivery: SessionDelivery, options: FeedOptions) {
     this.#delivery = delivery;
     this.#spans = options.spans;
+    this.#keepJournalMs = options.keepJournalMs;
     const reg = registry();
     reg.captureListeners.add(this.#onCapture);
     reg.endListeners.add(this.#onEnd);
@@ -61,6 +70,18 @@ export class SessionFeed {
     const reg = registry();
     reg.captureListeners.delete(this.#onCapture);
     reg.endListeners.delete(this.#onEnd);
+    clearTimeout(this.#retireTimer);
+  }
+
+  /** Retires the journal once nothing in it waits, after `keepJournalMs` (it retires only if still done then). */
+  #retireLater(journal: NonNullable<ShellSession["journal"]>): void {
+    if (!journal.done) return;
+    if (this.#keepJournalMs === 0) {
+      journal.retire();
+      return;
+    }
+    clearTimeout(this.#retireTimer);
+    this.#retireTimer = setTimeout(() => journal.retire(), this.#keepJournalMs).unref();
   }
 
   #take(session: ShellSession): void {
@@ -92,7 +113,7 @@ export class SessionFeed {
       ended: false,
       settled: (eventId, how, trackerSessionId) => {
         journal?.write(how === "acked" ? { k: "ack", e: eventId, t: trackerSessionId } : { k: "spooled", e: eventId });
-        if (how === "acked" && session.ended) journal?.retire();
+        if (how === "acked" && session.ended && journal) this.#retireLater(journal);
       },
     };
     this.#refs.set(session, ref);

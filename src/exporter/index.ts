@@ -63,6 +63,9 @@ export function createSessionSpanProcessor(options: CreateProcessorOptions = {})
     ...(options.tracerProvider ? { tracerProvider: options.tracerProvider } : {}),
   });
   // The shells of this process are delivered from their write-ahead records, sampled or not.
-  const feed = new SessionFeed(delivery, { spans: options.spans ?? true });
+  const feed = new SessionFeed(delivery, {
+    spans: options.spans ?? true,
+    keepJournalMs: resolved.options.idleCloseMs,
+  });
   return new SessionSpanProcessor(delivery, feed);
 }

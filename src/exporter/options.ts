@@ -53,9 +53,10 @@ export const DEFAULTS = {
   /**
    * The connection to the tracker (and a stdio tracker it spawned) stays open
    * between sessions, never keeping the process alive, and is closed after
-   * this long with nothing to send: a shell opened after a pause finds it
-   * warm, and a program whose shells are long closed does not keep a tracker
-   * process beside it. 0 closes it as soon as nothing is left to send.
+   * this long with nothing to send; the write-ahead journal and its drain
+   * helper are kept as long. A shell opened after a pause finds them ready,
+   * and a program whose shells are long closed keeps no helper or tracker
+   * process beside it. 0 lets them go as soon as nothing is left to send.
    */
   idleCloseMs: 5 * 60_000,
   /** forceFlush waits at most this long for sends in flight (they are spooled first, so waiting is only an optimisation). */

@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -15,6 +17,8 @@ import { detachedFetch } from "../../src/exporter/detached-fetch.ts";
 import { freePort } from "../helpers/ports.ts";
 
 const SOURCE = join(fileURLToPath(import.meta.url), "..", "..", "..", "src", "exporter", "detached-fetch.ts");
+/** A self-signed certificate for 127.0.0.1, made for these tests only. */
+const TLS = join(fileURLToPath(import.meta.url), "..", "..", "fixtures", "tls");
 
 async function serve(
   t: { after(fn: () => Promise<void> | void): void },
@@ -127,4 +131,33 @@ test("a request in flight does not keep the process alive (Node's own fetch does
   // The control: the same program on the global fetch is still waiting when it is killed after 3 s.
   const global = await runRequester("global", url);
   assert.notEqual(global.code, 0, `the global fetch kept the process alive: ${JSON.stringify(global)}`);
+});
+
+test("https: a tracker behind TLS, its certificate trusted the usual way (NODE_EXTRA_CA_CERTS)", async (t) => {
+  const server = createHttpsServer(
+    { key: readFileSync(join(TLS, "test-only-key.pem")), cert: readFileSync(join(TLS, "test-only-cert.pem")) },
+    (req, res) => res.end(`over tls: ${req.method}`),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+  // Held open by an interval: the fetch alone would not keep the program alive until the answer.
+  const program = `
+    import { detachedFetch } from ${JSON.stringify(SOURCE)};
+    const hold = setInterval(() => {}, 1000);
+    const fetch = detachedFetch();
+    const response = await fetch(${JSON.stringify(url)}, { method: "POST", body: "{}" });
+    console.log(response.status, await response.text());
+    fetch.destroy();
+    clearInterval(hold);
+  `;
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--input-type=module", "-e", program],
+      { timeout: 10_000, env: { ...process.env, NODE_EXTRA_CA_CERTS: join(TLS, "test-only-cert.pem") } },
+      (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
+    );
+  });
+  assert.equal(stdout, "200 over tls: POST\n");
 });
