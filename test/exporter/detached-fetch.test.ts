@@ -116,7 +116,7 @@ function runRequester(how: "detached" | "global", url: string): Promise<{ code: 
     process.on("exit", () => console.log("exited"));
   `;
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--input-type=module", "-e", program], { timeout: 3_000 }, (error, stdout) => {
+    execFile(process.execPath, ["--input-type=module", "-e", program], { timeout: 1_500 }, (error, stdout) => {
       resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, stdout });
     });
   });
@@ -128,7 +128,7 @@ test("a request in flight does not keep the process alive (Node's own fetch does
   });
   const detached = await runRequester("detached", url);
   assert.deepEqual(detached, { code: 0, stdout: "exited\n" }, "exits at once, its request unanswered");
-  // The control: the same program on the global fetch is still waiting when it is killed after 3 s.
+  // The control: the same program on the global fetch is still waiting when it is killed after 1.5 s.
   const global = await runRequester("global", url);
   assert.notEqual(global.code, 0, `the global fetch kept the process alive: ${JSON.stringify(global)}`);
 });

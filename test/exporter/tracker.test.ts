@@ -240,7 +240,7 @@ test("a program that runs on after its last shell closed: an end slower than the
   await trackerSessionId(span, "the start acknowledged");
   // The end's answer comes well after the exit grace. This process runs on (the test runner), so the call is
   // neither cut off nor moved to the spool: its answer arrives and the session ends.
-  slow.delayMs = 1_500;
+  slow.delayMs = 800;
   endSession(span);
   await waitFor("the session ended in the store", async () => {
     const { sessions } = await storedSessions(tracker.store);
