@@ -77,14 +77,22 @@ export function detachedFetch(): DetachedFetch {
       req.on("response", (res) => {
         res.on("close", () => signal?.removeEventListener("abort", onAbort));
         const empty = res.statusCode === 204 || res.statusCode === 304 || init?.method === "HEAD";
+        try {
+          resolve(
+            new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+              status: res.statusCode ?? 500,
+              statusText: res.statusMessage ?? "",
+              headers: responseHeaders(res),
+            }),
+          );
+        } catch (error) {
+          // A status Response cannot carry (above 599) or a malformed header: a failed request, never a throw
+          // inside the host program's event loop.
+          res.destroy();
+          reject(new TypeError("fetch failed", { cause: error }));
+          return;
+        }
         if (empty) res.resume();
-        resolve(
-          new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
-            status: res.statusCode ?? 500,
-            statusText: res.statusMessage ?? "",
-            headers: responseHeaders(res),
-          }),
-        );
       });
       req.end(body);
     });

@@ -107,6 +107,16 @@ test("an aborted request rejects with the signal's reason; a refused connection 
   });
 });
 
+test("an answer fetch cannot represent (status 999) is a failed request, not an exception in the program", async (t) => {
+  const url = await serve(t, (_req, res) => {
+    res.writeHead(999);
+    res.end("odd");
+  });
+  const fetch = detachedFetch();
+  t.after(() => fetch.destroy());
+  await assert.rejects(fetch(url), (error: unknown) => error instanceof TypeError && error.message === "fetch failed");
+});
+
 /** Runs a program that sends one request to `url` with `how`, and resolves with how it ended. */
 function runRequester(how: "detached" | "global", url: string): Promise<{ code: number | null; stdout: string }> {
   const program = `
