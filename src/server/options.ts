@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { OptionError } from "../option-error.ts";
-import { decimal, parseCount, settingFrom, wholeNumber } from "../settings.ts";
+import { decimal, settingFrom, wholeNumber } from "../settings.ts";
 
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 8678;
@@ -100,13 +100,7 @@ const OPTION_RULES: Record<string, [z.ZodType, string]> = {
   maxUnauthenticatedRequests: [wholeNumber(1), "a whole number, at least 1"],
   bodyTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
   headersTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
-  leaseSeconds: [
-    z
-      .number()
-      .gt(0)
-      .max(7 * 24 * 3600),
-    "a number of seconds greater than 0 and at most 604800",
-  ],
+  leaseSeconds: [leaseSeconds, "a number of seconds greater than 0 and at most 604800"],
   sweepIntervalMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
   storeTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
   maxClockSkewSeconds: [z.number().min(0), "a number of seconds, at least 0"],
@@ -183,8 +177,6 @@ export function resolveStoreSpec(flag: string | undefined, env: NodeJS.ProcessEn
   const fromEnv = env[ENV_STORE];
   return fromEnv !== undefined && fromEnv !== "" ? fromEnv : undefined;
 }
-
-export { parseCount };
 
 /** Seconds (fractions allowed) from `min` to `max`. */
 export function parseSeconds(text: string, source: string, min: number, max: number, example: string): number {

@@ -21,7 +21,6 @@ import {
   ENV_TOKEN,
   OptionError,
   parseByteSize,
-  parseCount,
   parseDuration,
   parseOrigin,
   parsePort,
@@ -32,6 +31,7 @@ import {
 } from "../../server/options.ts";
 import { type ServerSdk, startServerSdk } from "../../server/otel-sdk.ts";
 import { startStdioTracker, startTrackerServer, type TrackerOptions } from "../../server/tracker.ts";
+import { parseCount } from "../../settings.ts";
 import { parseCommandArgs, usageError } from "../args.ts";
 import { boundYoungGeneration, SEMI_SPACE_FLAG } from "../young-generation.ts";
 
