@@ -195,10 +195,12 @@ const EXIT_VARIANTS = [
   { name: "register, tracker up", preload: "register", tracker: "up" },
   { name: "bare, tracker down", preload: "bare", tracker: "down" },
   { name: "register, tracker down", preload: "register", tracker: "down" },
-] as const satisfies { name: string; preload: Preload; tracker: "up" | "down" }[];
+  // Bare node does not talk to a tracker: its figures above are the peer for this one too.
+  { name: "register, tracker answering after 5 s", preload: "register", tracker: "slow" },
+] as const satisfies { name: string; preload: Preload; tracker: "up" | "down" | "slow" }[];
 
 /** `.exit` to the terminal back, with no Collector listening (the SDK's default OTLP exporters on). */
-async function exitFigures(env: Record<"up" | "down", NodeJS.ProcessEnv>) {
+async function exitFigures(env: Record<"up" | "down" | "slow", NodeJS.ProcessEnv>) {
   const samples = new Map<string, number[]>(EXIT_VARIANTS.map((v) => [v.name, []]));
   for (let round = 0; round < SIZES.exitRounds; round++) {
     for (const variant of EXIT_VARIANTS) {
@@ -218,6 +220,8 @@ async function exitFigures(env: Record<"up" | "down", NodeJS.ProcessEnv>) {
       "register - bare, tracker up, p99": diff("register, tracker up", "bare, tracker up", "p99"),
       "register - bare, tracker down, p50": diff("register, tracker down", "bare, tracker down", "p50"),
       "register - bare, tracker down, p99": diff("register, tracker down", "bare, tracker down", "p99"),
+      "register - bare, tracker slow, p50": diff("register, tracker answering after 5 s", "bare, tracker up", "p50"),
+      "register - bare, tracker slow, p99": diff("register, tracker answering after 5 s", "bare, tracker up", "p99"),
     },
   };
 }
@@ -475,12 +479,17 @@ function table(r: Results): string {
   const exit = r.timeToExit.variants as Record<string, { p50: number | null; p99: number | null }>;
   const e = (name: string) => ms(exit[name] ?? { p50: null, p99: null });
   const ed = r.timeToExit.differences;
-  for (const tracker of ["up", "down"] as const) {
+  const exitRows = [
+    { tracker: "up", label: "up", bare: "bare, tracker up" },
+    { tracker: "down", label: "down", bare: "bare, tracker down" },
+    { tracker: "slow", label: "answering after 5 s", bare: "bare, tracker up" },
+  ] as const;
+  for (const { tracker, label, bare } of exitRows) {
     lines.push(
       row([
-        `Time to exit after \`.exit\` (p50 / p99), no Collector, register, tracker ${tracker}`,
-        e(`register, tracker ${tracker}`),
-        `bare node ${e(`bare, tracker ${tracker}`)}`,
+        `Time to exit after \`.exit\` (p50 / p99), no Collector, register, tracker ${label}`,
+        e(`register, tracker ${label}`),
+        `bare node ${e(bare)}`,
         `+${formatNumber(ed[`register - bare, tracker ${tracker}, p50`])} / +${formatNumber(ed[`register - bare, tracker ${tracker}, p99`])} ms`,
       ]),
     );
@@ -595,6 +604,7 @@ async function main() {
       down: shellEnv(`http://127.0.0.1:${downPort}/mcp`, tracker.secret, join(root, "exit-down"), {
         collector: "absent",
       }),
+      slow: shellEnv(slow.url, tracker.secret, join(root, "exit-slow"), { collector: "absent" }),
     });
     const shells = await shellMemoryFigures(tracker, env.up);
     log("memory of shells measured");

@@ -22,6 +22,7 @@ import type { CallToolResultLike } from "../contract/index.ts";
 import type { Logger } from "../log.ts";
 import { name, version } from "../package-info.ts";
 import { type DetachedFetch, detachedFetch } from "./detached-fetch.ts";
+import type { EraMemory } from "./era-memory.ts";
 import { DeliveryFailure } from "./errors.ts";
 import { failureFromMcpError, isEraMismatch, isProbeCutOff } from "./mcp-errors.ts";
 import { ENV, type TransportSpec } from "./options.ts";
@@ -87,6 +88,47 @@ async function inPlaceStdioTransport(): Promise<StdioTransportClass> {
   return inPlaceStdio;
 }
 
+/**
+ * Request timeouts a connect may spend: at most three round trips, the era
+ * probe (when the era is not yet known), the `initialize` handshake (for a
+ * tracker of the handshake era), and the tool listing. Each request also has
+ * the call timeout on its own.
+ */
+const CONNECT_STEPS = 3;
+
+type RequestTimers = {
+  _setupTimeout(messageId: number, ...rest: unknown[]): void;
+  _resetTimeout(messageId: number): boolean;
+  _timeoutInfo: Map<number, { timeoutId: NodeJS.Timeout }>;
+};
+
+/**
+ * The SDK starts a referenced timer for each request's timeout, and only the
+ * answer, the timeout or an abort clears it (closing the client does not).
+ * A program that is done, with a call still in flight to a slow tracker,
+ * would wait for that answer, whatever the exit grace says. Our own deadline
+ * (`#withTimeout`, unreferenced) aborts the request through its signal,
+ * which clears the SDK's timer; so the SDK's timer is unreferenced as it is
+ * set. These members are private in the SDK's types (an exactly pinned
+ * version); the snapshot test of a slow tracker's exit shows it if they move.
+ */
+function detachRequestTimers(client: Client): void {
+  const internals = client as unknown as Partial<RequestTimers>;
+  if (typeof internals._setupTimeout !== "function" || typeof internals._resetTimeout !== "function") return;
+  const setup = internals._setupTimeout.bind(client);
+  const reset = internals._resetTimeout.bind(client);
+  const detach = (messageId: number) => internals._timeoutInfo?.get(messageId)?.timeoutId.unref?.();
+  internals._setupTimeout = (messageId, ...rest) => {
+    setup(messageId, ...rest);
+    detach(messageId);
+  };
+  internals._resetTimeout = (messageId) => {
+    const kept = reset(messageId);
+    detach(messageId);
+    return kept;
+  };
+}
+
 /** The tracker's protocol era, as the exporter says it in its log. */
 export type ProtocolEra = "stateless" | "handshake";
 
@@ -98,6 +140,8 @@ export interface ConnectionOptions {
   /** The environment passed to a stdio server (with delivery switched off there, so it never delivers to itself). */
   env: NodeJS.ProcessEnv;
   log: Logger;
+  /** The era this tracker was found to speak by earlier processes, and where to tell later ones. */
+  eras?: EraMemory | undefined;
 }
 
 type Closer = { close(): Promise<void> };
@@ -108,13 +152,18 @@ export class McpConnection {
   #connecting: Promise<Client> | undefined;
   #transport: Closer | undefined;
   #tools: Set<string> | undefined;
-  /** What the tracker speaks, once a connect has found out; kept across reset(). */
+  /** What the tracker speaks, once a connect (of this process or an earlier one) has found out; kept across reset(). */
   #era: PriorDiscovery | undefined;
+  #recalled = false;
   #closed = false;
   /** HTTP only: its pooled sockets outlive reset(), so a reconnect finds them warm. */
   #fetch: DetachedFetch | undefined;
   /** Bumped on every close, so a late callback of an old connection changes nothing. */
   #generation = 0;
+  /** The generation whose connect abandonConnect() gave up: its calls fail as aborted, not to be retried at once. */
+  #abandoned = -1;
+  /** A connect is waiting on the SDK's era probe. */
+  #probing = false;
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -141,8 +190,11 @@ export class McpConnection {
     args: Record<string, unknown>,
     meta: Record<string, string>,
   ): Promise<CallToolResultLike> {
+    // The connect and the call each have their own deadline: against a tracker slower than half the call
+    // timeout, one deadline for both ran out on every attempt, and nothing was ever delivered.
+    const client =
+      this.#client ?? (await this.#withTimeout("connect", (signal) => this.#connect(signal), CONNECT_STEPS));
     return this.#withTimeout(`${name} call`, async (signal) => {
-      const client = await this.#connect(signal);
       const params = { name, arguments: args, ...(Object.keys(meta).length > 0 ? { _meta: meta } : {}) };
       return (await client.callTool(params, { signal, timeout: this.#options.timeoutMs })) as CallToolResultLike;
     });
@@ -150,13 +202,29 @@ export class McpConnection {
 
   /** Connects (if needed) and returns whether the server lists `name`. */
   async supports(name: string): Promise<boolean> {
-    await this.#withTimeout("connect", (signal) => this.#connect(signal));
+    await this.#withTimeout("connect", (signal) => this.#connect(signal), CONNECT_STEPS);
     return this.hasTool(name);
+  }
+
+  /**
+   * Gives up a connect that is probing the tracker's era, if one is under
+   * way; anything else is left alone. For a program that is leaving: the
+   * SDK waits on its probe with a timer of its own that we cannot reach,
+   * and that timer would keep the program alive until the tracker answers
+   * the probe or the timeout passes. Closing the transport ends the probe
+   * at once. Calls of the connect fail as aborted: their events wait in the
+   * spool for its next pass rather than start another probe at once.
+   */
+  abandonConnect(): void {
+    if (!this.#probing) return;
+    this.#abandoned = this.#generation;
+    this.reset();
   }
 
   /** Closes the connection and aborts whatever is in flight. Idempotent; the next call reconnects. */
   reset(): void {
     this.#generation++;
+    this.#probing = false;
     const transport = this.#transport;
     const client = this.#client;
     this.#client = undefined;
@@ -174,26 +242,28 @@ export class McpConnection {
     this.#fetch?.destroy();
   }
 
-  async #withTimeout<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  /** Runs `run` with a deadline of `steps` request timeouts, aborting it through its signal when that passes. */
+  async #withTimeout<T>(what: string, run: (signal: AbortSignal) => Promise<T>, steps = 1): Promise<T> {
     if (this.#closed) throw new DeliveryFailure("aborted", "aborted", "the connection was closed");
     const controller = new AbortController();
     const generation = this.#generation;
-    let timedOut = false;
+    const deadlineMs = this.#options.timeoutMs * steps;
+    const timedOut = () => new DeliveryFailure("transient", "timeout", `${what} timed out after ${deadlineMs} ms`);
+    let expired = false;
     const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(
-        new DeliveryFailure("transient", "timeout", `${what} timed out after ${this.#options.timeoutMs} ms`),
-      );
+      expired = true;
+      controller.abort(timedOut());
       if (this.#generation === generation) this.reset();
-    }, this.#options.timeoutMs);
+    }, deadlineMs);
     timer.unref();
     try {
       return await run(controller.signal);
     } catch (error) {
-      if (timedOut) {
-        throw new DeliveryFailure("transient", "timeout", `${what} timed out after ${this.#options.timeoutMs} ms`);
-      }
+      if (expired) throw timedOut();
       if (this.#closed) throw new DeliveryFailure("aborted", "aborted", `${what} was aborted: delivery stopped`);
+      if (generation === this.#abandoned) {
+        throw new DeliveryFailure("aborted", "aborted", `${what} was given up: the program is leaving`);
+      }
       if (this.#generation !== generation) {
         throw new DeliveryFailure("transient", "connection_reset", `${what} was cut off: the connection was reset`);
       }
@@ -239,6 +309,7 @@ export class McpConnection {
         probe: { timeoutMs: stdio ? Math.max(1, Math.floor(this.#options.timeoutMs / 2)) : this.#options.timeoutMs },
       },
     });
+    detachRequestTimers(client);
     const transport = await this.#openTransport(sdk);
     this.#transport = transport;
     client.onerror = (error) => this.#options.log.debug(`mcp transport: ${error.message}`);
@@ -249,9 +320,18 @@ export class McpConnection {
         this.#tools = undefined;
       }
     };
+    if (!this.#recalled) {
+      this.#recalled = true;
+      this.#era ??= this.#options.eras?.recall();
+    }
     const prior = this.#era;
     try {
-      await client.connect(transport, { signal, timeout: this.#options.timeoutMs, ...(prior ? { prior } : {}) });
+      if (this.#generation === generation) this.#probing = prior === undefined;
+      try {
+        await client.connect(transport, { signal, timeout: this.#options.timeoutMs, ...(prior ? { prior } : {}) });
+      } finally {
+        if (this.#generation === generation) this.#probing = false;
+      }
       // Remembered at once: even if this attempt runs out of time later, the next connect skips the probe.
       this.#rememberEra(client);
       const listed = await client.listTools(undefined, { signal, timeout: this.#options.timeoutMs });
@@ -273,10 +353,12 @@ export class McpConnection {
     if (prior && isEraMismatch(sdk, error)) {
       // The tracker answered, but not in the era it spoke before (upgraded or replaced): find out again next time.
       this.#era = undefined;
+      this.#options.eras?.remember(undefined);
       this.#options.log.debug(`the tracker no longer answers in the ${prior.kind} era; the next connect probes again`);
     } else if (!prior && this.#options.transport.kind === "stdio" && isProbeCutOff(sdk, error)) {
       // The server, not our own reset, closed the connection on the probe: it predates server/discover.
       this.#era = { kind: "legacy" };
+      this.#options.eras?.remember(this.#era);
       this.#options.log.debug("the tracker (stdio) ended on server/discover: handshake era from now on");
     }
   }
@@ -284,6 +366,7 @@ export class McpConnection {
   #rememberEra(client: Client): void {
     const discover = client.getProtocolEra() === "modern" ? client.getDiscoverResult() : undefined;
     this.#era = discover ? { kind: "modern", discover } : { kind: "legacy" };
+    this.#options.eras?.remember(this.#era);
   }
 
   async #openTransport(sdk: ClientSdk): Promise<Closer & Parameters<Client["connect"]>[0]> {

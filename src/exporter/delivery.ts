@@ -263,6 +263,9 @@ export class SessionDelivery {
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined;
       this.#graceOver = true;
+      // Calls in flight hold nothing, but a first connect's era probe does (a timer inside the SDK): a program that
+      // is done must not wait on a slow tracker's answer to it. One that runs on connects again on its next attempt.
+      this.#sender.abandonConnects();
     }, this.#o.exitGraceMs);
   }
 

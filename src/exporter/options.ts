@@ -17,7 +17,7 @@ export { OptionError };
 export const DEFAULT_URL = "http://127.0.0.1:8678/mcp";
 
 export const DEFAULTS = {
-  /** One MCP call (connect, tools/list or tools/call) is aborted after this long. */
+  /** Each MCP request (tools/call, and each step of a connect) is aborted after this long; a whole connect gets 3×. */
   callTimeoutMs: 5_000,
   /** Attempts per event in one delivery (the first included). */
   retryAttempts: 4,

@@ -7,6 +7,7 @@
  * in an MCP client span. It knows nothing of queues or the spool: it answers
  * with what became of the event, and the layers above decide what follows.
  */
+import { dirname } from "node:path";
 import {
   type Context,
   context,
@@ -39,6 +40,7 @@ import { Breaker, type CircuitState } from "./breaker.ts";
 import { CLIENT_INFO, type ConnectionOptions, McpConnection } from "./client.ts";
 import { Credentials } from "./credentials.ts";
 import { answers, embeddedEnv, embeddedTracker } from "./embedded.ts";
+import { eraMemory } from "./era-memory.ts";
 import { classifyError, DeliveryFailure, fromResultError } from "./errors.ts";
 import { type Delivered, eventTypeOf, type Job, type SessionRef } from "./jobs.ts";
 import type { DeliveryMetrics } from "./metrics.ts";
@@ -56,7 +58,8 @@ const META_SETTER: TextMapSetter<Record<string, string>> = {
 };
 
 /** What the sender needs of a connection to the tracker (McpConnection; a fake in tests). */
-export type Connection = Pick<McpConnection, "callTool" | "supports" | "reset" | "close">;
+export type Connection = Pick<McpConnection, "callTool" | "supports" | "reset" | "close"> &
+  Partial<Pick<McpConnection, "abandonConnect">>;
 
 /** The tracker events go to, and the environment a stdio tracker is started with. */
 interface Target {
@@ -250,6 +253,7 @@ export class Sender {
         bearer: transport.kind === "http" ? token : undefined,
         env,
         log: this.#log,
+        eras: eraMemory(dirname(this.#o.spoolPath), transport),
       });
       this.#connections.set(key, connection);
     }
@@ -341,6 +345,11 @@ export class Sender {
   /** Lets the connections go (a stdio tracker it spawned exits); the next call reconnects. Aborts calls in flight. */
   resetConnections(): void {
     for (const connection of this.#connections.values()) connection.reset();
+  }
+
+  /** Gives up connects in flight (connected clients are left alone): for a program that is leaving. */
+  abandonConnects(): void {
+    for (const connection of this.#connections.values()) connection.abandonConnect?.();
   }
 
   /** Closes every connection for good (a stdio tracker it spawned exits). */

@@ -3,12 +3,15 @@
  * and stdio: the stateless revision 2026-07-28 from our tracker and from a
  * modern-only server, the 2025 handshake from a legacy-only (Session-Buddy
  * like) server. It probes once per connection object and remembers the answer
- * across reconnects, and names the era in its debug log.
+ * across reconnects and, in the state dir, for later processes; and names the
+ * era in its debug log.
  */
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { McpConnection } from "../../src/exporter/client.ts";
+import { ERAS_DIR_NAME, type EraMemory, eraMemory } from "../../src/exporter/era-memory.ts";
 import type { DeliveryFailure } from "../../src/exporter/errors.ts";
 import { createLogger } from "../../src/log.ts";
 import {
@@ -133,7 +136,7 @@ for (const kind of ["http", "stdio"] as const) {
 }
 
 /** The exporter's connection object on its own, logging at debug level, closed after `t`. */
-function httpConnection(t: { after(fn: () => void): void }, url: string) {
+function httpConnection(t: { after(fn: () => void): void }, url: string, eras?: EraMemory) {
   const logs: string[] = [];
   const connection = new McpConnection({
     transport: { kind: "http", url: new URL(url) },
@@ -141,6 +144,7 @@ function httpConnection(t: { after(fn: () => void): void }, url: string) {
     bearer: undefined,
     env: {},
     log: createLogger("debug", (line) => logs.push(line)),
+    eras,
   });
   t.after(() => connection.close());
   return { connection, logs };
@@ -188,6 +192,53 @@ test("a remembered era that no longer fits is dropped: the next connect probes a
     logs.some((line) => /no longer answers in the legacy era/.test(line)),
     logs.join(""),
   );
+});
+
+test("the era is remembered in the state dir: a later process connects with no probe; a damaged or stale record costs one probe", async (t) => {
+  const dir = tempDir(t);
+  const methods = join(dir, "methods.jsonl");
+  const record = join(dir, "calls.jsonl");
+  const legacy = await startMinimalHttp({ record, methods, era: "legacy" });
+  const port = Number(new URL(legacy.url).port);
+  // Each connection stands for a new process: its own connection object and its own view of the state dir.
+  const memory = () => eraMemory(dir, { kind: "http", url: new URL(legacy.url) });
+  const probes = () => readMethods(methods).filter((m) => m === "server/discover").length;
+  const recordFile = () => {
+    const files = readdirSync(join(dir, ERAS_DIR_NAME));
+    assert.equal(files.length, 1, files.join(", "));
+    return join(dir, ERAS_DIR_NAME, files[0] as string);
+  };
+
+  const first = httpConnection(t, legacy.url, memory());
+  assert.equal(await first.connection.supports("track_session_start"), true);
+  assert.equal(probes(), 1);
+  assert.doesNotMatch(readFileSync(recordFile(), "utf8"), new RegExp(String(port)), "the address is not in the file");
+
+  const later = httpConnection(t, legacy.url, memory());
+  assert.equal(await later.connection.supports("track_session_start"), true);
+  assert.equal(later.connection.era, "handshake");
+  assert.equal(probes(), 1, "no probe: the era came from the state dir");
+  assert.ok(
+    later.logs.some((line) => /handshake era \(known from an earlier connect\)/.test(line)),
+    later.logs.join(""),
+  );
+
+  writeFileSync(recordFile(), "{ damaged");
+  const afterDamage = httpConnection(t, legacy.url, memory());
+  assert.equal(await afterDamage.connection.supports("track_session_start"), true);
+  assert.equal(probes(), 2, "a damaged record is ignored: one probe");
+  assert.deepEqual(JSON.parse(readFileSync(recordFile(), "utf8")), { kind: "legacy" }, "and written again");
+
+  // The tracker is replaced, on the same address, by one that speaks only 2026-07-28.
+  await legacy.stop();
+  const modern = await startMinimalHttp({ record, methods, era: "modern", port });
+  t.after(() => modern.stop());
+  const afterUpgrade = httpConnection(t, legacy.url, memory());
+  await assert.rejects(afterUpgrade.connection.supports("track_session_start"), /Unsupported protocol version/);
+  assert.deepEqual(readdirSync(join(dir, ERAS_DIR_NAME)), [], "the stale record is forgotten");
+  assert.equal(await afterUpgrade.connection.supports("track_session_start"), true);
+  assert.equal(afterUpgrade.connection.era, "stateless");
+  assert.equal(JSON.parse(readFileSync(recordFile(), "utf8")).kind, "modern");
 });
 
 test("stdio: a handshake-era server that exits on server/discover costs one failed connect, then the handshake", async (t) => {

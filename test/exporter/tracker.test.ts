@@ -224,6 +224,32 @@ test("sessions are sent side by side against a slow tracker, each session's star
   assert.deepEqual(h.warnings, []);
 });
 
+test("a tracker slower than half the call timeout: the connect and each call have their own deadline, and every event arrives", async (t) => {
+  // Each answer takes 600 ms of a 1,000 ms timeout. A connect is two answers (era probe, tool listing), so a
+  // deadline shared by the connect and the call it was for ran out on every attempt.
+  const { dir, tracker, slow } = await slowTracker(t, 600);
+  const h = harness(
+    t,
+    deliveryEnv(dir, {
+      SESSION_BUDDY_URL: slow.url,
+      SESSION_BUDDY_SECRET: tracker.secret,
+      SHELL_SESSIONS_CALL_TIMEOUT_MS: "1000",
+    }),
+  );
+  const span = startSession(h.provider);
+  await trackerSessionId(span, "the start acknowledged");
+  endSession(span);
+  await waitFor("the session ended in the store", async () => {
+    const { sessions } = await storedSessions(tracker.store);
+    return sessions[0]?.status === "ended";
+  });
+  // The proxy books a call once it has passed the answer on.
+  await waitFor("the end's answer passed on", () => slow.toolCalls.some((c) => c.tool === "track_session_end"));
+  const calls = slow.toolCalls.map((c) => c.tool);
+  assert.deepEqual(calls, ["track_session_start", "track_session_end"], "each event sent once, none timed out");
+  assert.equal(spoolStats(dir), undefined, "nothing had to be spooled");
+});
+
 test("a program that runs on after its last shell closed: an end slower than the exit grace is still sent live, never parked in the spool", async (t) => {
   const { dir, tracker, slow } = await slowTracker(t, 0);
   const h = harness(

@@ -13,6 +13,9 @@ export interface DelayProxy {
   delayMs: number;
   /** The most requests it held at once so far (how many calls a client had in flight together). */
   readonly peakInFlight: number;
+  /** Requests received so far, and answers passed on so far (any method, the era probe included). */
+  readonly received: number;
+  readonly answered: number;
   /** Each `tools/call` answered so far: the tool's name and when the request came and its answer left (ms). */
   readonly toolCalls: readonly ToolCall[];
   close(): Promise<void>;
@@ -41,15 +44,19 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
   const timers = new Set<NodeJS.Timeout>();
   let inFlight = 0;
   let peakInFlight = 0;
+  let received = 0;
+  let answered = 0;
   const toolCalls: ToolCall[] = [];
   const server = createServer((req, res) => {
     const start = performance.now();
     const body: Buffer[] = [];
     req.on("data", (chunk: Buffer) => body.push(chunk));
+    received++;
     inFlight++;
     peakInFlight = Math.max(peakInFlight, inFlight);
     res.on("close", () => {
       inFlight--;
+      if (res.writableFinished) answered++;
       const tool = toolOf(Buffer.concat(body));
       if (tool !== undefined) toolCalls.push({ tool, start, end: performance.now() });
     });
@@ -84,6 +91,12 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
     delayMs,
     get peakInFlight() {
       return peakInFlight;
+    },
+    get received() {
+      return received;
+    },
+    get answered() {
+      return answered;
     },
     toolCalls,
     close: () =>

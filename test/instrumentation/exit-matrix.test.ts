@@ -5,15 +5,19 @@
  * shell started and no command run since). Real shells in real PTYs under
  * `--import otel-shell-sessions/register` (or the user's own NodeSDK), a real
  * tracker over HTTP. Each shell must be in the tracker exactly once, ended
- * with its exit reason, or abandoned by the lease after SIGKILL.
+ * with its exit reason, or abandoned by the lease after SIGKILL. And a
+ * tracker that answers late never holds up the way out.
  * Needs `npm run build`.
  */
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { SessionRecord } from "../../src/contract/index.ts";
+import { ERAS_DIR_NAME } from "../../src/exporter/era-memory.ts";
 import { storedSessions, tempDir, trackedShellEnv, waitFor } from "../exporter/support.ts";
+import { startDelayProxy } from "../helpers/delay-proxy.ts";
 import { KEY, type PtyShell, spawnPty } from "../helpers/pty.ts";
 import { startTracker, type TrackerProcess } from "../helpers/tracker.ts";
 
@@ -195,4 +199,71 @@ test("the same with the tracker down until every shell is gone, then up: deliver
   const runs = await runAll(env);
   await tracker.restart();
   await expectAllRecorded("down, then up", tracker, runs);
+});
+
+test("a tracker that holds every answer for 10 s: `.exit` gives the terminal back before any answer, on a warm connection, at a first connect and while a later process connects; all recorded", async (t) => {
+  const HOLD_MS = 10_000;
+  const tracker = await startTracker({ lease: 60 });
+  t.after(() => tracker.stop());
+  const slow = await startDelayProxy(tracker.url, 0);
+  t.after(() => slow.close());
+  const shellIn = (stateDir: string) => {
+    // Calls may take longer than the hold: only the exit is under test, not a timeout.
+    const env = trackedShellEnv({ url: slow.url, secret: tracker.secret }, stateDir, {
+      SHELL_SESSIONS_COMPONENT: "matrix",
+      SHELL_SESSIONS_CALL_TIMEOUT_MS: "60000",
+    });
+    const shell = spawnPty(["--import", REGISTER, join(FIXTURES, "exit-host.mjs")], { env });
+    t.after(() => shell.dispose());
+    return shell;
+  };
+  /** Takes `.exit` and checks that no answer came before the shell was gone; returns how many requests it sent meanwhile. */
+  const exitBeforeAnswers = async (shell: PtyShell, moment: string) => {
+    const [answered, received] = [slow.answered, slow.received];
+    shell.type(".exit");
+    await shell.waitForExit();
+    assert.equal(slow.answered, answered, `${moment}: the shell waited for the tracker's answer`);
+    return slow.received - received;
+  };
+  /** Waits until the shell's session started and its first request to the tracker is under way (and held). */
+  const connecting = async (shell: PtyShell) => {
+    const received = slow.received;
+    await shell.waitFor(/session tracking on/);
+    await waitFor("the shell's first request under way", () => slow.received > received);
+  };
+
+  // A call in flight on a warm connection.
+  const used = tempDir(t, "matrix-slow-");
+  const warm = shellIn(used);
+  await warm.waitFor(/session tracking on/);
+  await waitFor("the start answered", () => slow.toolCalls.some((c) => c.tool === "track_session_start"));
+  slow.delayMs = HOLD_MS;
+  const sentOnExit = await exitBeforeAnswers(warm, "warm connection");
+  assert.ok(sentOnExit > 0, "the end was sent, and still held by the tracker when the shell exited");
+
+  // The first process of a fresh state dir: its connect waits on the SDK's era probe.
+  const first = shellIn(tempDir(t, "matrix-slow-fresh-"));
+  await connecting(first);
+  await exitBeforeAnswers(first, "first connect (era probe)");
+
+  // A later process of the first state dir: the era is known there, so its connect starts with the tool listing.
+  assert.equal(readdirSync(join(used, ERAS_DIR_NAME)).length, 1, "the tracker's era is remembered in the state dir");
+  const later = shellIn(used);
+  await connecting(later);
+  await exitBeforeAnswers(later, "a later process's connect");
+
+  // What the shells left is delivered by their drain helpers, to a tracker that now answers at once.
+  slow.delayMs = 0;
+  const runs = [warm, first, later];
+  const { sessions } = await waitFor(
+    "every shell ended in the tracker",
+    async () => {
+      const found = await storedSessions(tracker.store);
+      const mine = found.sessions.filter((s) => runs.some((r) => r.pid === s.pid));
+      return mine.length === runs.length && mine.every((s) => s.status === "ended") && found;
+    },
+    60_000,
+  );
+  for (const s of sessions) assert.equal(s.exit_reason, "exit_command");
+  assert.equal((await storedSessions(tracker.store)).events, runs.length * 2, "each start and end recorded once");
 });
