@@ -197,14 +197,22 @@ const EXIT_VARIANTS = [
   { name: "register, tracker down", preload: "register", tracker: "down" },
   // Bare node does not talk to a tracker: its figures above are the peer for this one too.
   { name: "register, tracker answering after 5 s", preload: "register", tracker: "slow" },
-] as const satisfies { name: string; preload: Preload; tracker: "up" | "down" | "slow" }[];
+  { name: "bare, at the prompt", preload: "bare", tracker: "up", atPrompt: true },
+  { name: "register, at the prompt", preload: "register", tracker: "up", atPrompt: true },
+] as const satisfies {
+  name: string;
+  preload: Preload;
+  tracker: "up" | "down" | "slow";
+  atPrompt?: boolean;
+}[];
 
 /** `.exit` to the terminal back, with no Collector listening (the SDK's default OTLP exporters on). */
 async function exitFigures(env: Record<"up" | "down" | "slow", NodeJS.ProcessEnv>) {
   const samples = new Map<string, number[]>(EXIT_VARIANTS.map((v) => [v.name, []]));
   for (let round = 0; round < SIZES.exitRounds; round++) {
     for (const variant of EXIT_VARIANTS) {
-      samples.get(variant.name)?.push(await timeToExit(variant.preload, env[variant.tracker], REPO));
+      const atPrompt = "atPrompt" in variant && variant.atPrompt;
+      samples.get(variant.name)?.push(await timeToExit(variant.preload, env[variant.tracker], REPO, atPrompt));
     }
     log(`time to exit: round ${round + 1} of ${SIZES.exitRounds}`);
   }
@@ -222,6 +230,8 @@ async function exitFigures(env: Record<"up" | "down" | "slow", NodeJS.ProcessEnv
       "register - bare, tracker down, p99": diff("register, tracker down", "bare, tracker down", "p99"),
       "register - bare, tracker slow, p50": diff("register, tracker answering after 5 s", "bare, tracker up", "p50"),
       "register - bare, tracker slow, p99": diff("register, tracker answering after 5 s", "bare, tracker up", "p99"),
+      "register - bare, at the prompt, p50": diff("register, at the prompt", "bare, at the prompt", "p50"),
+      "register - bare, at the prompt, p99": diff("register, at the prompt", "bare, at the prompt", "p99"),
     },
   };
 }
@@ -494,6 +504,14 @@ function table(r: Results): string {
       ]),
     );
   }
+  lines.push(
+    row([
+      "… `.exit` typed the moment the prompt appears (telemetry still loading), tracker up",
+      e("register, at the prompt"),
+      `bare node ${e("bare, at the prompt")}`,
+      `+${formatNumber(ed["register - bare, at the prompt, p50"])} / +${formatNumber(ed["register - bare, at the prompt, p99"])} ms`,
+    ]),
+  );
   for (const [transport, f] of Object.entries(r.emissionLatency)) {
     lines.push(
       row([
@@ -640,7 +658,7 @@ async function main() {
         "Every variant runs with OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER set to none: no variant pays for a collector that is not there.",
         "Time to first prompt: from spawning node in a pseudo-terminal to its prompt appearing there; the shell is killed right after, and the next shell waits until any drain helper it left has exited. Ratios are the median of each round's ratio (the two variants measured back to back).",
         `Time to first answer: from spawning node in a pseudo-terminal to \`42\` appearing, with \`6*7\` typed the moment the prompt appeared; bare and register (tracker up) back to back each round. Longest stall: the shell then stays open ${STALL_WINDOW_MS / 1000} s; a probe loaded into both (bench/lib/stall-probe.mjs, a 5 ms interval timer) notes each late firing, and the figure is the longest gap within the ${STALL_WINDOW_MS / 1000} s after the prompt (it includes up to 5 ms of the timer's own period).`,
-        "Time to exit: the one exception to the exporters being off: the SDK's default OTLP exporters are on with no Collector listening (as on a machine where none was set up); from typing `.exit` (after the prompt, the banner for register, and 0.5 s) to the process having exited.",
+        "Time to exit: the one exception to the exporters being off: the SDK's default OTLP exporters are on with no Collector listening (as on a machine where none was set up); from typing `.exit` (after the prompt, the banner for register, and 0.5 s; or the moment the prompt appears, while register's telemetry is still loading) to the process having exited.",
         "Emission latency: a shell opened and closed one at a time in a worker process; start = span start to the tracker's answer to track_session_start, end = span end to its answer to track_session_end. The peer is one no-op tool call with the same arguments.",
         "The exporter keeps its connection (over stdio, the tracker process it spawned) open between sessions, unreferenced, for SHELL_SESSIONS_IDLE_CLOSE_MS (5 min by default). The benchmark alternates blocks of sessions with blocks of peer calls, which leave the exporter idle: 'start after an idle gap' is the first start of each block, beside the other starts of the blocks.",
         "Concurrent emission: one process (one exporter) with that many REPLs opened together and then closed together, against the tracker over HTTP, each round in a fresh process warmed by 5 sessions first; the peer is that many no-op calls issued together on one client (each its own HTTP request), after each round.",

@@ -110,14 +110,23 @@ const SETTLE_MS = 500;
 
 /**
  * Time from typing `.exit` to the process having exited (the terminal given
- * back): the shell opened, its telemetry loaded, then closed.
+ * back): the shell opened, its telemetry loaded, then closed. With
+ * `atPrompt`, `.exit` is typed the moment the prompt appears instead (while
+ * telemetry is still loading, for register).
  */
-export async function timeToExit(preload: Preload, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+export async function timeToExit(
+  preload: Preload,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  atPrompt = false,
+): Promise<number> {
   const shell = spawnPty([...PRELOADS[preload]], { env, cwd });
   try {
     await shell.waitFor(PROMPT, { timeoutMs: 60_000 });
-    if (preload === "register") await shell.waitFor(BANNER, { timeoutMs: 60_000 });
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    if (!atPrompt) {
+      if (preload === "register") await shell.waitFor(BANNER, { timeoutMs: 60_000 });
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    }
     const started = performance.now();
     shell.type(".exit");
     await shell.waitForExit(60_000);

@@ -110,7 +110,8 @@ type RequestTimers = {
  * (`#withTimeout`, unreferenced) aborts the request through its signal,
  * which clears the SDK's timer; so the SDK's timer is unreferenced as it is
  * set. These members are private in the SDK's types (an exactly pinned
- * version); the snapshot test of a slow tracker's exit shows it if they move.
+ * version); the exit test against a slow tracker (exit-matrix) fails if they
+ * move.
  */
 function detachRequestTimers(client: Client): void {
   const internals = client as unknown as Partial<RequestTimers>;
@@ -154,6 +155,7 @@ export class McpConnection {
   #tools: Set<string> | undefined;
   /** What the tracker speaks, once a connect (of this process or an earlier one) has found out; kept across reset(). */
   #era: PriorDiscovery | undefined;
+  /** Whether the era remembered in the state dir was read: once, at the first connect. */
   #recalled = false;
   #closed = false;
   /** HTTP only: its pooled sockets outlive reset(), so a reconnect finds them warm. */
@@ -311,6 +313,11 @@ export class McpConnection {
     });
     detachRequestTimers(client);
     const transport = await this.#openTransport(sdk);
+    if (this.#generation !== generation) {
+      // Reset while the transport was being made: it was never this.#transport, so nothing else would close it.
+      await transport.close().catch(() => {});
+      throw new DeliveryFailure("aborted", "aborted", "connection was closed");
+    }
     this.#transport = transport;
     client.onerror = (error) => this.#options.log.debug(`mcp transport: ${error.message}`);
     client.onclose = () => {

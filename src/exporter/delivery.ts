@@ -264,7 +264,8 @@ export class SessionDelivery {
       this.#lingerTimer = undefined;
       this.#graceOver = true;
       // Calls in flight hold nothing, but a first connect's era probe does (a timer inside the SDK): a program that
-      // is done must not wait on a slow tracker's answer to it. One that runs on connects again on its next attempt.
+      // is done must not wait on a slow tracker's answer to it. One that runs on sends those events on the spool's
+      // next pass.
       this.#sender.abandonConnects();
     }, this.#o.exitGraceMs);
   }

@@ -347,7 +347,7 @@ export class Sender {
     for (const connection of this.#connections.values()) connection.reset();
   }
 
-  /** Gives up connects in flight (connected clients are left alone): for a program that is leaving. */
+  /** Gives up connects that are probing the tracker's era (nothing else): for a program that is leaving. */
   abandonConnects(): void {
     for (const connection of this.#connections.values()) connection.abandonConnect?.();
   }

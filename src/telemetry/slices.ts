@@ -19,6 +19,7 @@
  * costs time but changes nothing.
  */
 import { sdkDisabled } from "../instrumentation/exit-paths.ts";
+import { registry } from "../instrumentation/registry.ts";
 import { isDeliveryOff } from "../journal/switch.ts";
 
 /** What the instrumentation itself needs, whatever the configuration. */
@@ -73,9 +74,25 @@ const DELIVERY = [
   "@modelcontextprotocol/client/validators/ajv",
 ];
 
-/** One turn of the event loop: pending I/O (a keystroke) is handled before the next step. */
+/** Shells have been opened in this process, and every one of them has ended. */
+function everyShellEnded(): boolean {
+  const reg = registry();
+  return reg.journal !== undefined && [...reg.live].every((session) => session.ended);
+}
+
+/**
+ * One turn of the event loop: pending I/O (a keystroke) is handled before
+ * the next step. Once every shell has ended, the loading no longer holds the
+ * process: a program that is done exits at once, as when its shells end
+ * before the loading begins (their starts and ends are in the write-ahead
+ * journal, which the drain helper delivers), instead of loading the SDK for
+ * the best part of a second first. A program that runs on loads it all.
+ */
 function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    const turn = setImmediate(resolve);
+    if (everyShellEnded()) turn.unref();
+  });
 }
 
 /** Imports `specifiers` in order, one per turn of the event loop; failures are skipped. */

@@ -2,7 +2,8 @@
  * A process that exits in the moment between its first prompt and the SDK
  * having loaded: its shell's start and end are already written ahead, so the
  * drain helper hands them to the spool (here the tracker is unreachable),
- * and the process still exits exactly as it would have.
+ * and the process still exits exactly as it would have. One whose shell
+ * ends while the SDK is loading does not wait for the loading to finish.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -12,9 +13,12 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Spool } from "../../src/exporter/spool.ts";
-import { waitFor } from "../exporter/support.ts";
+import { storedSessions, tempDir, trackedShellEnv, waitFor } from "../exporter/support.ts";
+import { spawnPty } from "../helpers/pty.ts";
+import { startTracker } from "../helpers/tracker.ts";
 
 const REGISTER = fileURLToPath(new URL("../../dist/register.js", import.meta.url));
+const EXIT_HOST = fileURLToPath(new URL("../fixtures/exit-host.mjs", import.meta.url));
 const EXIT_AT_ONCE = `
 const { PassThrough } = require("node:stream");
 require("node:repl").start({ input: new PassThrough(), output: new PassThrough() });
@@ -72,4 +76,26 @@ test("with SHELL_SESSIONS_DELIVERY=off nothing is written ahead", () => {
   const { status, dir } = run({ SHELL_SESSIONS_DELIVERY: "off" });
   assert.equal(status, 4);
   assert.throws(() => readdirSync(join(dir, "journal")), /ENOENT/);
+});
+
+test("a shell that ends while the SDK is loading: the program exits without finishing the loading, and the shell is recorded", async (t) => {
+  const tracker = await startTracker();
+  t.after(() => tracker.stop());
+  // `.exit` 300 ms after the shell opened: its prompt is up and the SDK is loading, in slices, for most of a second.
+  const env = trackedShellEnv(tracker, tempDir(t, "sss-loading-"), {
+    SHELL_SESSIONS_LOG: "debug",
+    EXIT_HOST_ACT: "exit_command",
+    EXIT_HOST_ACT_MS: "300",
+  });
+  const shell = spawnPty(["--import", REGISTER, EXIT_HOST], { env });
+  t.after(() => shell.dispose());
+  const exit = await shell.waitForExit();
+  assert.equal(exit.exitCode, 0);
+  assert.match(shell.output, /host> /, "the prompt was up");
+  assert.doesNotMatch(shell.output, /delivering sessions/, "the program waited for the exporter to load");
+  const session = await waitFor("the shell recorded, by the drain helper", async () => {
+    const { sessions } = await storedSessions(tracker.store);
+    return sessions.find((s) => s.pid === shell.pid && s.status === "ended");
+  });
+  assert.equal(session.exit_reason, "exit_command");
 });
