@@ -172,24 +172,28 @@ test("heartbeats: sent only because this tracker lists heartbeat_session, they k
   await waitFor("ended", async () => (await storedSessions(tracker.store)).sessions[0]?.status === "ended");
 });
 
-/** A state dir, a real tracker, and a proxy in front of it holding each answer back `delayMs` (changeable later). */
+/**
+ * A state dir, a real tracker, a proxy in front of it holding each answer
+ * back `delayMs` (changeable later), and the delivery settings that send
+ * through the proxy (with `extra`).
+ */
 async function slowTracker(t: { after(fn: () => unknown): void }, delayMs: number) {
   const dir = tempDir(t);
   const tracker = await startTracker();
   t.after(() => tracker.stop());
   const slow = await startDelayProxy(tracker.url, delayMs);
   t.after(() => slow.close());
-  return { dir, tracker, slow };
+  const env = (extra: NodeJS.ProcessEnv = {}) =>
+    deliveryEnv(dir, { SESSION_BUDDY_URL: slow.url, SESSION_BUDDY_SECRET: tracker.secret, ...extra });
+  return { dir, tracker, slow, env };
 }
 
 test("heartbeats against a tracker slower than their interval: one round at a time, never overlapping", async (t) => {
   // Every answer takes 300 ms; a heartbeat is due every 50 ms.
-  const { dir, tracker, slow } = await slowTracker(t, 300);
+  const { tracker, slow, env } = await slowTracker(t, 300);
   const h = harness(
     t,
-    deliveryEnv(dir, {
-      SESSION_BUDDY_URL: slow.url,
-      SESSION_BUDDY_SECRET: tracker.secret,
+    env({
       SHELL_SESSIONS_HEARTBEAT_MS: "50",
     }),
   );
@@ -209,8 +213,8 @@ test("heartbeats against a tracker slower than their interval: one round at a ti
 
 test("sessions are sent side by side against a slow tracker, each session's start before its end", async (t) => {
   // Every answer takes 300 ms: one event at a time would take 12 × 300 ms for six sessions.
-  const { dir, tracker, slow } = await slowTracker(t, 300);
-  const h = harness(t, deliveryEnv(dir, { SESSION_BUDDY_URL: slow.url, SESSION_BUDDY_SECRET: tracker.secret }));
+  const { tracker, slow, env } = await slowTracker(t, 300);
+  const h = harness(t, env());
   const spans = Array.from({ length: 6 }, () => startSession(h.provider));
   // Ended at once: each end is queued right behind its own start, which is still in flight.
   for (const span of spans) endSession(span);
@@ -227,12 +231,10 @@ test("sessions are sent side by side against a slow tracker, each session's star
 test("a tracker slower than half the call timeout: the connect and each call have their own deadline, and every event arrives", async (t) => {
   // Each answer takes 600 ms of a 1,000 ms timeout. A connect is two answers (era probe, tool listing), so a
   // deadline shared by the connect and the call it was for ran out on every attempt.
-  const { dir, tracker, slow } = await slowTracker(t, 600);
+  const { dir, tracker, slow, env } = await slowTracker(t, 600);
   const h = harness(
     t,
-    deliveryEnv(dir, {
-      SESSION_BUDDY_URL: slow.url,
-      SESSION_BUDDY_SECRET: tracker.secret,
+    env({
       SHELL_SESSIONS_CALL_TIMEOUT_MS: "1000",
     }),
   );
@@ -251,12 +253,10 @@ test("a tracker slower than half the call timeout: the connect and each call hav
 });
 
 test("a program that runs on after its last shell closed: an end slower than the exit grace is still sent live, never parked in the spool", async (t) => {
-  const { dir, tracker, slow } = await slowTracker(t, 0);
+  const { dir, tracker, slow, env } = await slowTracker(t, 0);
   const h = harness(
     t,
-    deliveryEnv(dir, {
-      SESSION_BUDDY_URL: slow.url,
-      SESSION_BUDDY_SECRET: tracker.secret,
+    env({
       SHELL_SESSIONS_EXIT_GRACE_MS: "200",
       // The background pass would come only in ten minutes, past this test's deadline.
       SHELL_SESSIONS_SPOOL_RETRY_MS: "600000",
