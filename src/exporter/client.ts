@@ -143,6 +143,8 @@ export interface ConnectionOptions {
   log: Logger;
   /** The era this tracker was found to speak by earlier processes, and where to tell later ones. */
   eras?: EraMemory | undefined;
+  /** False while the program seems to be leaving: a connect that would probe the tracker's era is not started. */
+  mayProbe?: (() => boolean) | undefined;
 }
 
 type Closer = { close(): Promise<void> };
@@ -210,12 +212,12 @@ export class McpConnection {
 
   /**
    * Gives up a connect that is probing the tracker's era, if one is under
-   * way; anything else is left alone. For a program that is leaving: the
-   * SDK waits on its probe with a timer of its own that we cannot reach,
-   * and that timer would keep the program alive until the tracker answers
-   * the probe or the timeout passes. Closing the transport ends the probe
-   * at once. Calls of the connect fail as aborted: their events wait in the
-   * spool for its next pass rather than start another probe at once.
+   * way; anything else is left alone. For a program that seems to be
+   * leaving: the SDK waits on its probe with a timer of its own that we
+   * cannot reach, and that timer would keep the program alive until the
+   * tracker answers the probe or the timeout passes. Closing the transport
+   * ends the probe at once. Calls of the connect fail as aborted, and their
+   * events wait in the spool (see `mayProbe` for what follows).
    */
   abandonConnect(): void {
     if (!this.#probing) return;
@@ -332,6 +334,10 @@ export class McpConnection {
       this.#era ??= this.#options.eras?.recall();
     }
     const prior = this.#era;
+    if (prior === undefined && this.#options.mayProbe?.() === false) {
+      await transport.close().catch(() => {});
+      throw new DeliveryFailure("aborted", "aborted", "connect was not started: the program is leaving");
+    }
     try {
       if (this.#generation === generation) this.#probing = prior === undefined;
       try {

@@ -75,6 +75,8 @@ export class SessionDelivery {
   #idleTimer: NodeJS.Timeout | undefined;
   /** The exit grace ran out since the last session ended (and none has started since). */
   #graceOver = false;
+  /** The exit grace running now began because the last session ended (not for a background pass). */
+  #lingerAfterSessions = false;
   /** Moved on exit and shutdown: sends and drain passes of an earlier epoch stop. */
   #epoch = 0;
   #phase: Phase = "running";
@@ -171,6 +173,7 @@ export class SessionDelivery {
     this.#byStart.set(session.startEventId, session);
     this.#active++;
     this.#graceOver = false;
+    this.#sender.staying();
     this.#cancelLinger();
     this.#cancelIdleClose();
     const job = newJob("start", session.startEventId, session, payload, this.#epoch);
@@ -203,7 +206,7 @@ export class SessionDelivery {
     this.#sessions.delete(keyOf(session));
     // Only live sessions need finding by their start (to learn a session id the spool's drain obtained).
     this.#byStart.delete(session.startEventId);
-    if (this.#active === 0) this.#startLinger();
+    if (this.#active === 0) this.#startLinger(true);
   }
 
   // ---- what became of an event ----
@@ -258,21 +261,25 @@ export class SessionDelivery {
    * program that runs on (a server with an admin shell) keeps sending as
    * before, with nothing cut off or moved to the spool.
    */
-  #startLinger(): void {
-    if (!this.#live || this.#lingerTimer || this.#phase !== "running") return;
+  #startLinger(afterSessions = false): void {
+    if (!this.#live || this.#phase !== "running") return;
+    this.#lingerAfterSessions ||= afterSessions;
+    if (this.#lingerTimer) return;
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined;
       this.#graceOver = true;
-      // Calls in flight hold nothing, but a first connect's era probe does (a timer inside the SDK): a program that
-      // is done must not wait on a slow tracker's answer to it. One that runs on sends those events on the spool's
-      // next pass.
-      this.#sender.abandonConnects();
+      // Calls in flight hold nothing, but a first connect's era probe does (a timer inside the SDK): a program
+      // that is done must not wait on a slow tracker's answer to it. Only after its shells ended: the grace of a
+      // background pass comes from a program that is evidently running on.
+      if (this.#lingerAfterSessions) this.#sender.leaving();
+      this.#lingerAfterSessions = false;
     }, this.#o.exitGraceMs);
   }
 
   #cancelLinger(): void {
     clearTimeout(this.#lingerTimer);
     this.#lingerTimer = undefined;
+    this.#lingerAfterSessions = false;
   }
 
   /** Takes every job off the in-memory queue and writes it to the spool; their sessions' starts now live there. */

@@ -57,6 +57,13 @@ const META_SETTER: TextMapSetter<Record<string, string>> = {
   },
 };
 
+/**
+ * How long a program must outlive the end of its exit grace to be taken for
+ * one that runs on. Programs that are done exit within it (what keeps them a
+ * little longer is their own shutdown: a last OTLP export, closing files).
+ */
+const STILL_HERE_MS = 1_000;
+
 /** What the sender needs of a connection to the tracker (McpConnection; a fake in tests). */
 export type Connection = Pick<McpConnection, "callTool" | "supports" | "reset" | "close"> &
   Partial<Pick<McpConnection, "abandonConnect">>;
@@ -89,6 +96,9 @@ export class Sender {
   readonly #newConnection: (options: ConnectionOptions) => Connection;
   #choosing: Promise<Target> | undefined;
   #target: Target | undefined;
+  /** See leaving(). */
+  #leaving = false;
+  #stillHere: NodeJS.Timeout | undefined;
 
   constructor(deps: SenderOptions) {
     this.#o = deps.options;
@@ -254,6 +264,7 @@ export class Sender {
         env,
         log: this.#log,
         eras: eraMemory(dirname(this.#o.spoolPath), transport),
+        mayProbe: () => !this.#leaving,
       });
       this.#connections.set(key, connection);
     }
@@ -347,9 +358,25 @@ export class Sender {
     for (const connection of this.#connections.values()) connection.reset();
   }
 
-  /** Gives up connects that are probing the tracker's era (nothing else): for a program that is leaving. */
-  abandonConnects(): void {
+  /**
+   * The program seems to be leaving (its last shell ended and the exit grace
+   * passed): connects that are probing the tracker's era are given up, and
+   * none is started, since the SDK's probe would hold the process until the
+   * tracker answered it. If the program is still here a moment later, it runs
+   * on (a server with an admin shell): probing is allowed again, and what
+   * waited goes out on the spool's next pass.
+   */
+  leaving(): void {
+    this.#leaving = true;
+    clearTimeout(this.#stillHere);
+    this.#stillHere = setTimeout(() => this.staying(), STILL_HERE_MS).unref();
     for (const connection of this.#connections.values()) connection.abandonConnect?.();
+  }
+
+  /** The program is not leaving after all (a shell opened, or it outlived `leaving()` by a moment). */
+  staying(): void {
+    this.#leaving = false;
+    clearTimeout(this.#stillHere);
   }
 
   /** Closes every connection for good (a stdio tracker it spawned exits). */

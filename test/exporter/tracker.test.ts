@@ -278,6 +278,28 @@ test("a program that runs on after its last shell closed: an end slower than the
   assert.equal(spoolStats(dir), undefined, "no spool was written");
 });
 
+test("a program that runs on, whose first connect outlasts the exit grace: the connect is given up at the grace, and its events go out from the spool", async (t) => {
+  // The first connect probes the tracker's era; each answer takes 400 ms, twice the grace.
+  const { dir, tracker, slow, env } = await slowTracker(t, 400);
+  const h = harness(t, env({ SHELL_SESSIONS_EXIT_GRACE_MS: "200", SHELL_SESSIONS_SPOOL_RETRY_MS: "1500" }));
+  const span = startSession(h.provider);
+  endSession(span);
+  // Given up at the end of the grace (the program might be leaving, and the SDK's probe would hold it) ...
+  await waitFor("the start and end spooled", () => spoolStats(dir)?.pending === 2);
+  assert.ok(
+    h.logs.some((line) => /connect was given up: the program is leaving/.test(line)),
+    h.logs.join(""),
+  );
+  // ... and sent on the spool's next pass, since this process runs on.
+  await waitFor("the session ended in the store", async () => {
+    const { sessions } = await storedSessions(tracker.store);
+    return sessions[0]?.status === "ended";
+  });
+  await waitFor("the spool emptied", () => spoolStats(dir)?.pending === 0);
+  assert.ok(slow.received > 0);
+  assert.deepEqual(h.warnings, []);
+});
+
 test("credentials: SESSION_BUDDY_TOKEN as given, or the secret the local tracker generated in the state dir", async (t) => {
   // A tracker started with no secret configured generates one into its state dir, as Jupyter does with its token.
   const tracker = await startTracker({ secret: null });
