@@ -80,6 +80,7 @@ const leaseSeconds = z
   .number()
   .gt(0)
   .max(7 * 24 * 3600);
+const LEASE_RULE = "a number of seconds greater than 0 and at most 604800";
 
 /**
  * What each option given in code accepts, stated once as zod schemas (the
@@ -100,7 +101,7 @@ const OPTION_RULES: Record<string, [z.ZodType, string]> = {
   maxUnauthenticatedRequests: [wholeNumber(1), "a whole number, at least 1"],
   bodyTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
   headersTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
-  leaseSeconds: [leaseSeconds, "a number of seconds greater than 0 and at most 604800"],
+  leaseSeconds: [leaseSeconds, LEASE_RULE],
   sweepIntervalMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
   storeTimeoutMs: [wholeNumber(1), "a whole number of milliseconds, at least 1"],
   maxClockSkewSeconds: [z.number().min(0), "a number of seconds, at least 0"],
@@ -155,12 +156,7 @@ export { OptionError };
 
 /** A lease in seconds: a positive number (fractions allowed, for tests), at most a week. */
 export function parseLeaseSeconds(text: string, source: string): number {
-  return settingFrom(
-    decimal.pipe(leaseSeconds),
-    text,
-    `${source} must be a number of seconds greater than 0 and at most 604800, such as 300`,
-    source,
-  );
+  return settingFrom(decimal.pipe(leaseSeconds), text, `${source} must be ${LEASE_RULE}, such as 300`, source);
 }
 
 /** The lease from `--lease`, else `SHELL_SESSIONS_LEASE_SECONDS`, else the default. */
