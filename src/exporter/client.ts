@@ -334,6 +334,8 @@ export class McpConnection {
       this.#era ??= this.#options.eras?.recall();
     }
     const prior = this.#era;
+    // Asked here, with no await between the answer and the probe starting (and #probing set), so that a
+    // program found leaving while the SDK or the transport was loading never starts one.
     if (prior === undefined && this.#options.mayProbe?.() === false) {
       await transport.close().catch(() => {});
       throw new DeliveryFailure("aborted", "aborted", "connect was not started: the program is leaving");
