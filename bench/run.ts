@@ -490,27 +490,32 @@ function table(r: Results): string {
   const e = (name: string) => ms(exit[name] ?? { p50: null, p99: null });
   const ed = r.timeToExit.differences;
   const exitRows = [
-    { tracker: "up", label: "up", bare: "bare, tracker up" },
-    { tracker: "down", label: "down", bare: "bare, tracker down" },
-    { tracker: "slow", label: "answering after 5 s", bare: "bare, tracker up" },
+    { what: "tracker up", ours: "register, tracker up", bare: "bare, tracker up", key: "tracker up" },
+    { what: "tracker down", ours: "register, tracker down", bare: "bare, tracker down", key: "tracker down" },
+    {
+      what: "tracker answering after 5 s",
+      ours: "register, tracker answering after 5 s",
+      bare: "bare, tracker up",
+      key: "tracker slow",
+    },
   ] as const;
-  for (const { tracker, label, bare } of exitRows) {
-    lines.push(
-      row([
-        `Time to exit after \`.exit\` (p50 / p99), no Collector, register, tracker ${label}`,
-        e(`register, tracker ${label}`),
-        `bare node ${e(bare)}`,
-        `+${formatNumber(ed[`register - bare, tracker ${tracker}, p50`])} / +${formatNumber(ed[`register - bare, tracker ${tracker}, p99`])} ms`,
-      ]),
-    );
+  type ExitRow = { ours: string; bare: string; key: "tracker up" | "tracker down" | "tracker slow" | "at the prompt" };
+  const exitRow = (label: string, { ours, bare, key }: ExitRow) =>
+    row([
+      label,
+      e(ours),
+      `bare node ${e(bare)}`,
+      `+${formatNumber(ed[`register - bare, ${key}, p50`])} / +${formatNumber(ed[`register - bare, ${key}, p99`])} ms`,
+    ]);
+  for (const variant of exitRows) {
+    lines.push(exitRow(`Time to exit after \`.exit\` (p50 / p99), no Collector, register, ${variant.what}`, variant));
   }
   lines.push(
-    row([
-      "… `.exit` typed the moment the prompt appears (telemetry still loading), tracker up",
-      e("register, at the prompt"),
-      `bare node ${e("bare, at the prompt")}`,
-      `+${formatNumber(ed["register - bare, at the prompt, p50"])} / +${formatNumber(ed["register - bare, at the prompt, p99"])} ms`,
-    ]),
+    exitRow("… `.exit` typed the moment the prompt appears (telemetry still loading), tracker up", {
+      ours: "register, at the prompt",
+      bare: "bare, at the prompt",
+      key: "at the prompt",
+    }),
   );
   for (const [transport, f] of Object.entries(r.emissionLatency)) {
     lines.push(
