@@ -9,6 +9,7 @@
  *   stdio, beside a no-op MCP tool on the same SDK and transport;
  * - tracker ingest with 1, 8 and 32 concurrent clients, beside the no-op
  *   tool's calls per second and a raw `node:sqlite` insert loop of the same rows;
+ *   and at 32 clients with many events a call (`track_session_events`);
  * - memory: a bare REPL beside an instrumented one; the tracker with 1,000
  *   active sessions.
  *
@@ -23,6 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { BATCH_EVENTS } from "../src/exporter/calls.ts";
 import { openStore } from "../src/store/index.ts";
 import { startDelayProxy } from "../test/helpers/delay-proxy.ts";
 import { startPayload, tokenFor } from "../test/helpers/mcp-client.ts";
@@ -38,7 +40,7 @@ import {
   summarize,
 } from "../test/stress/support/stats.ts";
 import { concurrentEmission, type EmissionFigures, emissionLatency } from "./lib/emission.ts";
-import { peerSteps, rawInserts, sustainedRate, trackerSteps } from "./lib/ingest.ts";
+import { peerSteps, rawInserts, sustainedRate, trackerBatchSteps, trackerSteps } from "./lib/ingest.ts";
 import { describeMachine, rssMiB } from "./lib/machine.ts";
 import { httpClient, noopStdioClient, startNoopHttp } from "./lib/peer.ts";
 import {
@@ -92,6 +94,13 @@ const SIZES = QUICK
       concurrentRounds: 3,
     };
 const CONCURRENCY = [1, 8, 32] as const;
+/**
+ * Events in each `track_session_events` call of the batch ingest figures: 20
+ * is about what the exporter puts in one when 100 shells of a process close
+ * at once (spread over its 8 sends); 50 is the most it puts in one
+ * (BATCH_EVENTS), what a backlog (a spool after an outage) is sent in.
+ */
+const INGEST_BATCH_EVENTS = [20, BATCH_EVENTS] as const;
 const SLOW_TRACKER_DELAY_MS = 5_000;
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -319,6 +328,12 @@ async function ingestFigures(root: string) {
         // Each round's own ratio: load from elsewhere drifts between rounds, far less within one.
         add(`ratio/${n}`, ratio(o, p) ?? Number.NaN);
         log(`ingest: round ${round + 1}, ${n} clients`);
+        for (const size of n === max ? INGEST_BATCH_EVENTS : []) {
+          const b = await sustainedRate(ours, trackerBatchSteps(size), SIZES.windowMs, 300);
+          add(`batch/${size}`, b);
+          add(`ratio/batch/${size}`, ratio(b, p) ?? Number.NaN);
+          log(`ingest: round ${round + 1}, ${n} clients, ${size} events a call`);
+        }
       }
     }
     const raw = {
@@ -361,6 +376,13 @@ async function ingestFigures(root: string) {
       rounds: SIZES.ingestRounds,
       windowSeconds: SIZES.windowMs / 1000,
       clients: byClients,
+      batches: INGEST_BATCH_EVENTS.map((size) => ({
+        clients: max,
+        eventsPerCall: size,
+        trackerEventsPerSecond: round(median(samples.get(`batch/${size}`) ?? []), 0),
+        ratioToNoop: round(median(samples.get(`ratio/batch/${size}`) ?? [])),
+        samples: (samples.get(`batch/${size}`) ?? []).map((v) => round(v, 0)),
+      })),
       rawSqlite: {
         rounds: SIZES.rawRounds,
         sessionsPerLoop: SIZES.rawSessions,
@@ -556,6 +578,17 @@ function table(r: Results): string {
     );
   }
   const top = r.ingest.clients[String(Math.max(...CONCURRENCY))];
+  // Absent from results written before the batch tool.
+  for (const batch of r.ingest.batches ?? []) {
+    lines.push(
+      row([
+        `Tracker ingest over HTTP, ${batch.clients} clients, ${batch.eventsPerCall} events a call (track_session_events)`,
+        formatNumber(batch.trackerEventsPerSecond, "events/s"),
+        `no-op tool ${formatNumber(top?.noopCallsPerSecond, "calls/s")}`,
+        formatRatio(batch.ratioToNoop),
+      ]),
+    );
+  }
   const raw = r.ingest.rawSqlite;
   lines.push(
     row([

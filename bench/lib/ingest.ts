@@ -14,8 +14,8 @@ import { insertEventSql, insertSessionSql } from "../../src/store/sql.ts";
 import { endPayload, startPayload } from "../../test/helpers/mcp-client.ts";
 import { NOOP_TOOL } from "./peer.ts";
 
-/** One client's work: returns when one event has been acknowledged. */
-type Step = (client: Client) => Promise<void>;
+/** One client's work: one call, resolving to the number of events it had acknowledged (one unless a batch). */
+type Step = (client: Client) => Promise<number | undefined>;
 
 function structured(result: unknown): Record<string, unknown> {
   return ((result as { structuredContent?: Record<string, unknown> }).structuredContent ?? {}) as Record<
@@ -40,6 +40,31 @@ export function trackerSteps(): (client: Client) => Step {
         if (result.status !== "ended") throw new Error(`end refused: ${JSON.stringify(result)}`);
         open = undefined;
       }
+    };
+  };
+}
+
+/**
+ * Each client alternates one `track_session_events` call with `size` starts
+ * and one with the ends of those sessions: what the exporter sends when many
+ * events are ready at once.
+ */
+export function trackerBatchSteps(size: number): (client: Client) => Step {
+  return () => {
+    let open: string[] = [];
+    return async (client) => {
+      const events =
+        open.length === 0
+          ? Array.from({ length: size }, () => startPayload({ component_name: "bench" }))
+          : open.map((id) => endPayload(id));
+      const result = structured(await client.callTool({ name: "track_session_events", arguments: { events } }));
+      const results = (result.results ?? []) as Record<string, unknown>[];
+      const want = open.length === 0 ? "tracked" : "ended";
+      if (result.status !== "ok" || results.length !== size || results.some((r) => r.status !== want)) {
+        throw new Error(`batch refused: ${JSON.stringify(result).slice(0, 500)}`);
+      }
+      open = want === "tracked" ? results.map((r) => String(r.session_id)) : [];
+      return size;
     };
   };
 }
@@ -75,9 +100,9 @@ export async function sustainedRate(
     clients.map(async (client) => {
       const step = stepsFor(client);
       while (performance.now() < windowEnd) {
-        await step(client);
+        const events = (await step(client)) ?? 1;
         const now = performance.now();
-        if (now >= windowStart && now <= windowEnd) counted++;
+        if (now >= windowStart && now <= windowEnd) counted += events;
       }
     }),
   );

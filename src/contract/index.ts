@@ -42,6 +42,9 @@ export {
   truncateCodePoints,
 } from "./sanitize.ts";
 export {
+  BATCH_MAX,
+  BatchEndItem,
+  BatchStartItem,
   COMPONENT_NAME_PATTERN,
   ComponentName,
   CWD_MAX,
@@ -68,6 +71,9 @@ export {
   SessionEndEvent,
   type SessionEndEventInput,
   SessionEndResult,
+  SessionEventBatch,
+  SessionEventBatchEnvelope,
+  SessionEventBatchResult,
   SessionRecord,
   SessionStartEvent,
   type SessionStartEventInput,
@@ -89,6 +95,8 @@ export {
   toolInputJsonSchema,
   toolOutputJsonSchema,
   validate,
+  validateBatchEnvelope,
+  validateBatchItem,
   validateEndEvent,
   validateGetQuery,
   validateHeartbeat,

@@ -271,6 +271,52 @@ export const GetSessionResult = z.object({
   ...ErrorDetail,
 });
 
+/** Most events one `track_session_events` call may carry. */
+export const BATCH_MAX = 100;
+
+/** A start in a batch: the start event without its own token (the call has one). */
+export const BatchStartItem = SessionStartEvent.omit({ token: true });
+/** An end in a batch; `event_type` is required here, since it tells the two kinds apart. */
+export const BatchEndItem = SessionEndEvent.omit({ token: true }).extend({
+  event_type: z.literal("session_end", { message: 'must be "session_end"' }),
+});
+
+/**
+ * Ours: many starts and ends in one call. The items are independent: each is
+ * validated, authorised and recorded on its own, as if it came in its own
+ * call, and answered in `results` at the same index. So one refused item
+ * refuses nothing else, and an end must name a session a start has already
+ * been answered for (it cannot lean on a start in the same batch).
+ */
+export const SessionEventBatch = z.object({
+  events: z
+    .array(z.discriminatedUnion("event_type", [BatchStartItem, BatchEndItem]))
+    .min(1, { message: "must hold at least one event" })
+    .max(BATCH_MAX, { message: `must hold at most ${BATCH_MAX} events` }),
+  token: OptionalToken,
+});
+
+/**
+ * What the tracker checks of a batch before its items: the envelope. Each
+ * item is then checked alone with the start or end schema, so a malformed
+ * item gets its own error result rather than failing the batch.
+ */
+export const SessionEventBatchEnvelope = SessionEventBatch.extend({
+  events: z
+    .array(z.unknown())
+    .min(1, { message: "must hold at least one event" })
+    .max(BATCH_MAX, { message: `must hold at most ${BATCH_MAX} events` }),
+});
+
+export const SessionEventBatchResult = z.object({
+  /** "ok" when the batch was read: each item's own outcome is in `results`. */
+  status: z.enum(["ok", "error"]),
+  /** One per event, in the order sent: the start or end result that event would have had alone. */
+  results: z.array(z.union([SessionStartResult, SessionEndResult])),
+  error: z.string().optional(),
+  ...ErrorDetail,
+});
+
 export type UserInfo = z.infer<typeof UserInfo>;
 export type EnvironmentInfo = z.infer<typeof EnvironmentInfo>;
 export type SessionStartEvent = z.infer<typeof SessionStartEvent>;
@@ -289,3 +335,7 @@ export type ListSessionsResult = z.infer<typeof ListSessionsResult>;
 export type GetSessionQuery = z.infer<typeof GetSessionQuery>;
 export type GetSessionResult = z.infer<typeof GetSessionResult>;
 export type Metadata = z.infer<typeof Metadata>;
+export type BatchStartItem = z.infer<typeof BatchStartItem>;
+export type BatchEndItem = z.infer<typeof BatchEndItem>;
+export type SessionEventBatch = z.infer<typeof SessionEventBatch>;
+export type SessionEventBatchResult = z.infer<typeof SessionEventBatchResult>;

@@ -4,8 +4,10 @@
  * schemas, never written by hand); clients look tools up by these names.
  */
 import { z } from "zod";
-import { ContractError } from "./errors.ts";
+import { ContractError, kindOf } from "./errors.ts";
 import {
+  BatchEndItem,
+  BatchStartItem,
   GetSessionQuery,
   GetSessionResult,
   HeartbeatEvent,
@@ -14,6 +16,9 @@ import {
   ListSessionsResult,
   SessionEndEvent,
   SessionEndResult,
+  SessionEventBatch,
+  SessionEventBatchEnvelope,
+  SessionEventBatchResult,
   SessionStartEvent,
   SessionStartResult,
 } from "./schemas.ts";
@@ -27,6 +32,7 @@ export const TOOL_NAMES = {
   heartbeat: "heartbeat_session",
   list: "list_sessions",
   get: "get_session",
+  batch: "track_session_events",
 } as const;
 export type ToolName = (typeof TOOL_NAMES)[keyof typeof TOOL_NAMES];
 
@@ -78,6 +84,13 @@ export const TOOLS: Record<ToolName, ToolContract> = {
     input: GetSessionQuery,
     output: GetSessionResult,
   },
+  [TOOL_NAMES.batch]: {
+    name: TOOL_NAMES.batch,
+    description:
+      "Record many session starts and ends (up to 100) in one call. Each event is handled as its own track_session_start or track_session_end call would be, and answered at its index in results; one refused event refuses nothing else. An end names a session whose start was already answered.",
+    input: SessionEventBatch,
+    output: SessionEventBatchResult,
+  },
 };
 
 export type JsonSchemaObject = { type: "object"; [key: string]: unknown };
@@ -123,6 +136,30 @@ export const validateListQuery = (input: unknown): ListSessionsQuery =>
   validate(ListSessionsQuery, input, "list_sessions arguments");
 export const validateGetQuery = (input: unknown): GetSessionQuery =>
   validate(GetSessionQuery, input, "get_session arguments");
+/** The batch's envelope only; its items are validated one by one (validateBatchItem). */
+export const validateBatchEnvelope = (input: unknown) =>
+  validate(SessionEventBatchEnvelope, input, "track_session_events arguments");
+
+/**
+ * One item of a batch, as the start or end event it is (by its `event_type`),
+ * with the item's place in the batch named in any error.
+ */
+export function validateBatchItem(
+  item: unknown,
+  index: number,
+): { kind: "start"; event: SessionStartEvent } | { kind: "end"; event: SessionEndEvent } {
+  const what = `track_session_events arguments: events[${index}]`;
+  const type = item !== null && typeof item === "object" ? (item as { event_type?: unknown }).event_type : undefined;
+  if (type === "session_start") return { kind: "start", event: validate(BatchStartItem, item, what) };
+  if (type === "session_end") return { kind: "end", event: validate(BatchEndItem, item, what) };
+  throw new ContractError("invalid_argument", `${what}: event_type must be "session_start" or "session_end"`, [
+    {
+      field: `events[${index}].event_type`,
+      constraint: 'must be "session_start" or "session_end"',
+      received: kindOf(type),
+    },
+  ]);
+}
 
 /** Keys of `params._meta` that carry W3C trace context across MCP. */
 export const TRACE_META_KEYS = ["traceparent", "tracestate", "baggage"] as const;

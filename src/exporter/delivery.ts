@@ -130,6 +130,8 @@ export class SessionDelivery {
       log: this.#log,
       phase: () => this.#phase,
       deliver: (job) => this.#deliver(job),
+      deliverMany: (jobs) => this.#sender.deliverMany(jobs, (job) => this.#stopped(job)),
+      batchSize: () => this.#sender.batchSize,
       settle: (job, outcome) => this.#settle(job, outcome),
       spool: (jobs, why) => this.#spool.write(jobs, why),
       onIdle: () => this.#maybeIdle(),
@@ -142,6 +144,8 @@ export class SessionDelivery {
       log: this.#log,
       spool: this.#spool,
       deliver: (job) => this.#deliver(job),
+      deliverMany: (jobs) => this.#sender.deliverMany(jobs, (job) => this.#stopped(job)),
+      batchSize: () => this.#sender.batchSize,
       background: this.#live,
       epoch: () => this.#epoch,
       halted: () => this.#phase !== "running",
@@ -212,7 +216,12 @@ export class SessionDelivery {
   // ---- what became of an event ----
 
   #deliver(job: Job): Promise<Delivered> {
-    return this.#sender.deliver(job, () => this.#phase !== "running" || job.epoch < this.#epoch || job.finished);
+    return this.#sender.deliver(job, () => this.#stopped(job));
+  }
+
+  /** The job is no longer ours to send: delivery stopped or is exiting, it was parked, or it was spooled. */
+  #stopped(job: Job): boolean {
+    return this.#phase !== "running" || job.epoch < this.#epoch || job.finished;
   }
 
   /** Records the outcome of an in-memory job. */

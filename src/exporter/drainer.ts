@@ -20,6 +20,11 @@ import type { Spool, SpoolRow } from "./spool.ts";
 import type { SpoolAccess } from "./spool-access.ts";
 
 const LEASE_TTL_MS = 30_000;
+/** A spool row and the job it became. */
+interface Taken {
+  row: SpoolRow;
+  job: Job;
+}
 const DRAIN_BATCH = 50;
 const NO_TRACE = "00000000000000000000000000000000";
 const NO_SPAN = "0000000000000000";
@@ -61,6 +66,10 @@ export interface DrainerOptions {
   spool: SpoolAccess;
   /** Sends one event (the sender, with the caller's idea of when to stop). */
   deliver: (job: Job) => Promise<Delivered>;
+  /** Sends events of one component, each of another session, answering for each in order. */
+  deliverMany: (jobs: Job[]) => Promise<Delivered[]>;
+  /** How many events one send may carry now (1 when the tracker takes one per call). */
+  batchSize: () => number;
   /** Plans background passes (a live program); `spool drain` runs its one pass itself. */
   background: boolean;
   /** The park epoch now: a pass stops when it moves. */
@@ -218,24 +227,54 @@ export class Drainer {
     }
   }
 
-  /** Tries the rows in order, a batch at a time, until the spool ends or the pass must stop. */
+  /**
+   * Tries the rows in order, a page at a time, until the spool ends or the
+   * pass must stop. Where the tracker takes several events a call, rows of
+   * one component go together, one per session: a row of a session already
+   * in the group sends the group first, so an end finds its start answered.
+   */
   async #rows(pass: Pass): Promise<void> {
     let afterSeq = 0;
     for (;;) {
       const rows = pass.spool.batch(afterSeq, DRAIN_BATCH);
       if (rows.length === 0) return;
+      let group: Taken[] = [];
       for (const row of rows) {
+        const first = group[0];
+        const full =
+          first !== undefined &&
+          (group.length >= this.#o.batchSize() ||
+            first.row.component !== row.component ||
+            group.some((taken) => taken.row.startEventId === row.startEventId));
+        if (full) {
+          if (!(await this.#send(pass, group))) return;
+          group = [];
+        }
         afterSeq = row.seq;
         if (this.#mustStop(pass)) return;
         const job = this.#take(pass, row);
-        if (job === undefined) continue;
-        const outcome = await this.#o.deliver(job);
-        pass.done++;
-        if (!this.#record(pass, row, job, outcome)) return;
-        pass.options.onProgress?.(pass.done, pass.summary);
-        pass.spool.acquireLease(this.#owner, LEASE_TTL_MS, leaseHolderGone);
+        if (job !== undefined) group.push({ row, job });
       }
+      if (group.length > 0 && !(await this.#send(pass, group))) return;
     }
+  }
+
+  /** Sends rows taken together and books each; false when the pass should end (the tracker is not answering). */
+  async #send(pass: Pass, group: Taken[]): Promise<boolean> {
+    const [only] = group;
+    const outcomes =
+      group.length === 1 && only !== undefined
+        ? [await this.#o.deliver(only.job)]
+        : await this.#o.deliverMany(group.map((taken) => taken.job));
+    let goOn = true;
+    group.forEach(({ row, job }, i) => {
+      pass.done++;
+      // Every outcome is booked, even after one that ends the pass: an acknowledged row must leave the spool.
+      if (!this.#record(pass, row, job, outcomes[i] as Delivered)) goOn = false;
+      pass.options.onProgress?.(pass.done, pass.summary);
+    });
+    pass.spool.acquireLease(this.#owner, LEASE_TTL_MS, leaseHolderGone);
+    return goOn;
   }
 
   #mustStop(pass: Pass): boolean {

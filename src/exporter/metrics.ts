@@ -170,7 +170,8 @@ export class DeliveryMetrics {
     });
   }
 
-  inflight(delta: 1 | -1): void {
+  /** Events sent and not yet answered for: up by the events a call carries, down as they are. */
+  inflight(delta: number): void {
     this.#get().inflight.add(delta, this.#component);
   }
 }

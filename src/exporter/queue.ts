@@ -5,6 +5,12 @@
  * needs the session id the start receives). Bounded: an event that finds the
  * queue full goes to the spool instead. What becomes of a sent event is the
  * caller's business (`settle`); the queue only keeps the order and the count.
+ *
+ * When more events are ready than there are free sends and the tracker takes
+ * several in one call (`batchSize`), the ready ones are shared out over the
+ * free sends instead of waiting their turn: a burst (many shells closing at
+ * once) costs a few calls, not one queue of them. Alone, an event still goes
+ * in its own call at once.
  */
 import { settledWithin } from "../deadline.ts";
 import type { Logger } from "../log.ts";
@@ -17,6 +23,10 @@ export interface SessionQueueOptions {
   phase: () => Phase;
   /** Sends one event. */
   deliver: (job: Job) => Promise<Delivered>;
+  /** Sends events of one component, each of another session, answering for each in order. */
+  deliverMany: (jobs: Job[]) => Promise<Delivered[]>;
+  /** How many events one send may carry now (1 when the tracker takes one per call). */
+  batchSize: () => number;
   /** Books what became of a job taken off the queue (or of one parked while in flight that was acknowledged). */
   settle: (job: Job, outcome: Delivered) => void;
   /** Hands jobs to the spool instead of sending them. */
@@ -30,8 +40,10 @@ export class SessionQueue {
   readonly #jobs: Job[] = [];
   /** Event ids of unfinished jobs: a drain in this process leaves their spool copies alone. */
   readonly #owned = new Set<string>();
-  /** Sessions with an event being sent: their next one waits. Its size is the number of sends in flight. */
+  /** Sessions with an event being sent: their next one waits. */
   readonly #sending = new Set<SessionRef>();
+  /** Sends in flight (one may carry several events). */
+  #sends = 0;
   /** A dispatch is planned for a later turn. */
   #pumpQueued = false;
   /** forceFlush calls waiting for the queue to empty (or the process to start exiting). */
@@ -48,7 +60,7 @@ export class SessionQueue {
 
   /** Sends are in flight, or a dispatch is planned. */
   get busy(): boolean {
-    return this.#sending.size > 0 || this.#pumpQueued;
+    return this.#sends > 0 || this.#pumpQueued;
   }
 
   owns(eventId: string): boolean {
@@ -101,37 +113,73 @@ export class SessionQueue {
 
   /** Starts sending the oldest events whose sessions have nothing in flight, up to the concurrency. */
   #dispatch(): void {
+    const ready: Job[] = [];
+    const seen = new Set<SessionRef>();
     for (const job of [...this.#jobs]) {
-      if (this.#sending.size >= this.#o.concurrency || this.#o.phase() !== "running") return;
-      if (job.finished || this.#sending.has(job.session)) continue;
+      if (job.finished || this.#sending.has(job.session) || seen.has(job.session)) continue;
+      seen.add(job.session);
       if (job.kind === "end" && job.session.start === "spool") {
         this.finish(job);
         this.#o.spool([job], "its start is waiting in the spool");
         continue;
       }
-      void this.#send(job);
+      ready.push(job);
+    }
+    if (this.#o.phase() === "running") {
+      for (const send of this.#shareOut(ready, this.#o.concurrency - this.#sends)) void this.#send(send);
     }
     this.#o.onIdle();
   }
 
-  async #send(job: Job): Promise<void> {
-    this.#sending.add(job.session);
+  /**
+   * The sends to start: each ready job alone while the free sends suffice;
+   * else, where calls carry several events, the ready jobs of each component
+   * spread evenly over the free sends (oldest first, at most `batchSize` a send).
+   */
+  #shareOut(ready: Job[], free: number): Job[][] {
+    if (free <= 0 || ready.length === 0) return [];
+    const most = this.#o.batchSize();
+    if (ready.length <= free || most <= 1) return ready.slice(0, free).map((job) => [job]);
+    const each = Math.min(most, Math.ceil(ready.length / free));
+    const byComponent = new Map<string, Job[]>();
+    for (const job of ready) {
+      const jobs = byComponent.get(job.session.component);
+      if (jobs) jobs.push(job);
+      else byComponent.set(job.session.component, [job]);
+    }
+    const sends: Job[][] = [];
+    for (const jobs of byComponent.values()) {
+      for (let i = 0; i < jobs.length && sends.length < free; i += each) sends.push(jobs.slice(i, i + each));
+    }
+    return sends;
+  }
+
+  async #send(jobs: Job[]): Promise<void> {
+    this.#sends++;
+    for (const job of jobs) this.#sending.add(job.session);
     try {
-      const outcome = await this.#o.deliver(job);
-      if (job.finished) {
-        // Spooled meanwhile by a park: an acknowledgement still clears the spool copy; a failure leaves it.
-        if (outcome.ok && this.#o.phase() !== "exiting") this.#o.settle(job, outcome);
-        return;
-      }
-      this.finish(job);
-      this.#o.settle(job, outcome);
+      const [only] = jobs;
+      const outcomes =
+        jobs.length === 1 && only !== undefined ? [await this.#o.deliver(only)] : await this.#o.deliverMany(jobs);
+      for (const [i, job] of jobs.entries()) this.#settled(job, outcomes[i] as Delivered);
     } catch (error) {
-      // Not expected (the sender sorts every failure); the event stays wherever it is, queue or spool.
-      this.#o.log.warn(`sending ${job.kind} ${job.eventId}: ${(error as Error).message}`);
+      // Not expected (the sender sorts every failure); the events stay wherever they are, queue or spool.
+      this.#o.log.warn(`sending ${jobs.map((j) => `${j.kind} ${j.eventId}`).join(", ")}: ${(error as Error).message}`);
     } finally {
-      this.#sending.delete(job.session);
+      this.#sends--;
+      for (const job of jobs) this.#sending.delete(job.session);
       if (this.#o.phase() === "running") this.#dispatch();
     }
+  }
+
+  #settled(job: Job, outcome: Delivered): void {
+    if (job.finished) {
+      // Spooled meanwhile by a park: an acknowledgement still clears the spool copy; a failure leaves it.
+      if (outcome.ok && this.#o.phase() !== "exiting") this.#o.settle(job, outcome);
+      return;
+    }
+    this.finish(job);
+    this.#o.settle(job, outcome);
   }
 
   /**

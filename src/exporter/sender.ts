@@ -11,8 +11,10 @@ import { dirname } from "node:path";
 import {
   type Context,
   context,
+  type Link,
   propagation,
   ROOT_CONTEXT,
+  type SpanContext,
   SpanKind,
   SpanStatusCode,
   type TextMapSetter,
@@ -25,7 +27,7 @@ import {
   W3CBaggagePropagator,
   W3CTraceContextPropagator,
 } from "@opentelemetry/core";
-import { parseToolResult, SessionEndResult, SessionStartResult, TOOL_NAMES } from "../contract/index.ts";
+import { parseToolResult, SessionEventBatchResult, TOOL_NAMES } from "../contract/index.ts";
 import type { Logger } from "../log.ts";
 import {
   ATTR_ERROR_TYPE,
@@ -37,6 +39,15 @@ import {
   SCOPE_NAME,
 } from "../semconv.ts";
 import { Breaker, type CircuitState } from "./breaker.ts";
+import {
+  answerFor,
+  BATCH_EVENTS,
+  byteBoundedCalls,
+  eventArguments,
+  type ItemAnswer,
+  settleItem,
+  stoppedFailure,
+} from "./calls.ts";
 import { CLIENT_INFO, type ConnectionOptions, McpConnection } from "./client.ts";
 import { Credentials } from "./credentials.ts";
 import { answers, embeddedEnv, embeddedTracker } from "./embedded.ts";
@@ -66,7 +77,7 @@ const STILL_HERE_MS = 1_000;
 
 /** What the sender needs of a connection to the tracker (McpConnection; a fake in tests). */
 export type Connection = Pick<McpConnection, "callTool" | "supports" | "reset" | "close"> &
-  Partial<Pick<McpConnection, "abandonConnect">>;
+  Partial<Pick<McpConnection, "abandonConnect" | "hasTool">>;
 
 /** The tracker events go to, and the environment a stdio tracker is started with. */
 interface Target {
@@ -99,6 +110,8 @@ export class Sender {
   /** See leaving(). */
   #leaving = false;
   #stillHere: NodeJS.Timeout | undefined;
+  /** The tracker listed `track_session_events` at the last connect (an extra of ours; Session-Buddy has none). */
+  #batchable = false;
 
   constructor(deps: SenderOptions) {
     this.#o = deps.options;
@@ -138,31 +151,120 @@ export class Sender {
     try {
       const trackerSessionId = await withRetries(
         () => {
-          if (stopped()) return Promise.reject(new DeliveryFailure("aborted", "aborted", "delivery was stopped"));
+          if (stopped()) return Promise.reject(stoppedFailure());
           return this.#breaker.fire(() => this.#send(job));
         },
-        {
-          attempts: this.#o.retryAttempts,
-          baseDelayMs: this.#o.retryBaseDelayMs,
-          maxDelayMs: this.#o.retryMaxDelayMs,
-          retry: (error: unknown) => {
-            const failure = classifyError(error);
-            if (failure.kind !== "transient" || stopped()) return false;
-            if (performance.now() - started >= this.#o.retryMaxElapsedMs) return false;
-            this.#metrics.emission(type, "retried");
-            this.#log.debug(`${type} ${job.eventId}: ${failure.message}; retrying`);
-            return true;
-          },
-        },
+        this.#retryPolicy(started, stopped, (failure) => {
+          this.#metrics.emission(type, "retried");
+          this.#log.debug(`${type} ${job.eventId}: ${failure.message}; retrying`);
+        }),
       );
-      this.#metrics.emission(type, "success", (performance.now() - started) / 1000);
-      this.#metrics.exported();
+      this.#delivered(job, started);
       return { ok: true, ...(trackerSessionId !== undefined ? { trackerSessionId } : {}) };
     } catch (error) {
       return { ok: false, failure: this.#failed(job, classifyError(error), (performance.now() - started) / 1000) };
     } finally {
       this.#metrics.inflight(-1);
     }
+  }
+
+  /** How many events one call may carry now: more than one once the tracker has listed its batch tool. */
+  get batchSize(): number {
+    return this.#batchable ? BATCH_EVENTS : 1;
+  }
+
+  /**
+   * Sends events of one component, each of a different session, and answers
+   * for each in order. Where the tracker has the batch tool they go in as few
+   * `track_session_events` calls as their size allows; else one call each.
+   */
+  async deliverMany(jobs: Job[], stopped: (job: Job) => boolean): Promise<Delivered[]> {
+    const calls = this.#batchable ? byteBoundedCalls(jobs) : jobs.map((job) => [job]);
+    const answers = await Promise.all(
+      calls.map(async (call) => {
+        const [only] = call;
+        if (call.length === 1 && only !== undefined) return [await this.deliver(only, () => stopped(only))];
+        return this.#deliverBatch(call, stopped);
+      }),
+    );
+    return answers.flat();
+  }
+
+  /**
+   * One batch with the retry policy: what the tracker acknowledged or
+   * refused is settled; the events that failed transiently (the whole call,
+   * or some of its events) go again together, until the budget is spent.
+   */
+  async #deliverBatch(jobs: Job[], stopped: (job: Job) => boolean): Promise<Delivered[]> {
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    const outcomes = new Map<Job, Delivered>();
+    const fail = (job: Job, failure: DeliveryFailure) =>
+      outcomes.set(job, { ok: false, failure: this.#failed(job, failure, seconds()) });
+    let pending = jobs;
+    this.#metrics.inflight(jobs.length);
+    try {
+      await withRetries(
+        async () => {
+          for (const job of pending.filter(stopped)) fail(job, stoppedFailure());
+          pending = pending.filter((job) => !stopped(job));
+          if (pending.length === 0) return;
+          const answers = await this.#breaker.fire(() => this.#sendBatch(pending));
+          const again: Job[] = [];
+          let transient: DeliveryFailure | undefined;
+          pending.forEach((job, i) => {
+            const answer = answers[i] as ItemAnswer;
+            if (answer.ok) {
+              this.#delivered(job, started);
+              const { trackerSessionId } = answer;
+              outcomes.set(job, { ok: true, ...(trackerSessionId !== undefined ? { trackerSessionId } : {}) });
+            } else if (answer.failure.kind === "transient") {
+              again.push(job);
+              transient = answer.failure;
+            } else {
+              fail(job, answer.failure);
+            }
+          });
+          pending = again;
+          if (transient !== undefined) throw transient;
+        },
+        this.#retryPolicy(
+          started,
+          () => pending.every(stopped),
+          (failure) => {
+            for (const job of pending) this.#metrics.emission(eventTypeOf(job.kind), "retried");
+            this.#log.debug(`a batch of ${pending.length} events: ${failure.message}; retrying`);
+          },
+        ),
+      );
+    } catch (error) {
+      const failure = classifyError(error);
+      for (const job of pending) if (!outcomes.has(job)) fail(job, failure);
+    } finally {
+      this.#metrics.inflight(-jobs.length);
+    }
+    return jobs.map((job) => outcomes.get(job) ?? { ok: false, failure: stoppedFailure() });
+  }
+
+  /** The one retry policy: transient failures, within the attempts and `retryMaxElapsedMs`, while not stopped. */
+  #retryPolicy(started: number, stopped: () => boolean, retrying: (failure: DeliveryFailure) => void) {
+    return {
+      attempts: this.#o.retryAttempts,
+      baseDelayMs: this.#o.retryBaseDelayMs,
+      maxDelayMs: this.#o.retryMaxDelayMs,
+      retry: (error: unknown) => {
+        const failure = classifyError(error);
+        if (failure.kind !== "transient" || stopped()) return false;
+        if (performance.now() - started >= this.#o.retryMaxElapsedMs) return false;
+        retrying(failure);
+        return true;
+      },
+    };
+  }
+
+  #delivered(job: Job, started: number): void {
+    this.#metrics.emission(eventTypeOf(job.kind), "success", (performance.now() - started) / 1000);
+    this.#metrics.exported();
   }
 
   /** Counts, logs and reacts to an event's final failure. */
@@ -190,32 +292,54 @@ export class Sender {
   async #send(job: Job): Promise<string | undefined> {
     const session = job.session;
     // Built first: building the start settles the component name the token is minted for.
-    const base = job.payload() as Record<string, unknown>;
+    const args = eventArguments(job);
     const { token, connection } = await this.#connect(session);
     const tool = job.kind === "start" ? TOOL_NAMES.start : TOOL_NAMES.end;
-    const args: Record<string, unknown> =
-      job.kind === "start" ? { ...base } : { ...base, session_id: session.trackerSessionId };
     if (token !== undefined) args.token = token;
-    return this.#traced(tool, session, async (meta) => {
-      const result = await connection.callTool(tool, args, meta);
-      if (job.kind === "start") {
-        const parsed = parseToolResult(result, SessionStartResult, tool);
-        if (parsed.status === "tracked" && typeof parsed.session_id === "string" && parsed.session_id !== "") {
-          return parsed.session_id;
+    const answer = await this.#traced(tool, parentContext(session), async (meta) =>
+      answerFor(job, await connection.callTool(tool, args, meta)),
+    );
+    this.#batchable = connection.hasTool?.(TOOL_NAMES.batch) ?? false;
+    return answer;
+  }
+
+  /**
+   * One `track_session_events` call for events of one component, answered
+   * per event. If the tracker no longer lists the tool (replaced since the
+   * last connect), each event goes in its own call instead.
+   */
+  async #sendBatch(jobs: Job[]): Promise<ItemAnswer[]> {
+    const events = jobs.map(eventArguments);
+    const { token, connection } = await this.#connect((jobs[0] as Job).session);
+    if (!(await connection.supports(TOOL_NAMES.batch))) {
+      this.#batchable = false;
+      return Promise.all(jobs.map((job) => settleItem(() => this.#send(job))));
+    }
+    const args: Record<string, unknown> = { events, ...(token !== undefined ? { token } : {}) };
+    // One span for the call, linked to each session's span (a batch belongs to no one trace).
+    const links: Link[] = jobs.map((job) => ({
+      context: trace.getSpanContext(parentContext(job.session)) as SpanContext,
+    }));
+    return this.#traced(
+      TOOL_NAMES.batch,
+      ROOT_CONTEXT,
+      async (meta) => {
+        const result = await connection.callTool(TOOL_NAMES.batch, args, meta);
+        const parsed = parseToolResult(result, SessionEventBatchResult, TOOL_NAMES.batch);
+        if (parsed.status !== "ok") throw fromResultError(parsed.code, parsed.error, TOOL_NAMES.batch);
+        if (parsed.results.length !== jobs.length) {
+          throw new DeliveryFailure(
+            "transient",
+            "internal",
+            `${TOOL_NAMES.batch}: ${parsed.results.length} results for ${jobs.length} events`,
+          );
         }
-        throw fromResultError(parsed.code, parsed.error, tool);
-      }
-      const parsed = parseToolResult(result, SessionEndResult, tool);
-      if (parsed.status === "ended") return undefined;
-      if (parsed.status === "not_found") {
-        throw new DeliveryFailure(
-          "rejected",
-          "not_found",
-          `${tool}: the tracker does not know session ${session.trackerSessionId}`,
+        return Promise.all(
+          jobs.map((job, i) => settleItem(async () => answerFor(job, { structuredContent: parsed.results[i] }))),
         );
-      }
-      throw fromResultError(parsed.code, parsed.error, tool);
-    });
+      },
+      { links },
+    );
   }
 
   /**
@@ -235,9 +359,12 @@ export class Sender {
         ...(token !== undefined ? { token } : {}),
       };
       await this.#breaker.fire(() =>
-        this.#traced(TOOL_NAMES.heartbeat, session, (meta) => connection.callTool(TOOL_NAMES.heartbeat, args, meta), {
-          span: false,
-        }),
+        this.#traced(
+          TOOL_NAMES.heartbeat,
+          parentContext(session),
+          (meta) => connection.callTool(TOOL_NAMES.heartbeat, args, meta),
+          { span: false },
+        ),
       );
       this.#metrics.emission("heartbeat", "success", (performance.now() - started) / 1000);
     } catch (error) {
@@ -272,21 +399,21 @@ export class Sender {
   }
 
   /**
-   * Runs one call inside an MCP client span that is a child of the session
-   * span, with the trace context in `params._meta`, and with tracing
-   * suppressed underneath so our own HTTP requests are not traced again.
-   * Heartbeats get no span (`span: false`): one a minute would give an
-   * 8-hour session some 480 client spans, and their duration and outcome are
-   * metrics already; `_meta` then carries the session span's own context.
+   * Runs one call inside an MCP client span that is a child of `parent` (the
+   * session span; nothing for a batch, which links to its sessions' spans),
+   * with the trace context in `params._meta`, and with tracing suppressed
+   * underneath so our own HTTP requests are not traced again. Heartbeats get
+   * no span (`span: false`): one a minute would give an 8-hour session some
+   * 480 client spans, and their duration and outcome are metrics already;
+   * `_meta` then carries the session span's own context.
    */
   async #traced<T>(
     tool: string,
-    session: SessionRef,
+    parent: Context,
     call: (meta: Record<string, string>) => Promise<T>,
-    { span: traced = true }: { span?: boolean } = {},
+    { span: traced = true, links }: { span?: boolean; links?: Link[] } = {},
   ): Promise<T> {
-    const parent = parentContext(session);
-    const span = traced ? this.#clientSpan(tool, parent) : undefined;
+    const span = traced ? this.#clientSpan(tool, parent, links) : undefined;
     const meta: Record<string, string> = {};
     PROPAGATOR.inject(span === undefined ? parent : trace.setSpan(parent, span), meta, META_SETTER);
     const started = performance.now();
@@ -305,7 +432,7 @@ export class Sender {
     }
   }
 
-  #clientSpan(tool: string, parent: Context) {
+  #clientSpan(tool: string, parent: Context, links: Link[] | undefined) {
     const tracer = (this.#tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE_NAME, CLIENT_INFO.version);
     const transport = this.#target?.transport ?? this.#o.transport;
     return tracer.startSpan(
@@ -318,6 +445,7 @@ export class Sender {
           [ATTR_GEN_AI_OPERATION_NAME]: "execute_tool",
           [ATTR_NETWORK_TRANSPORT]: transport.kind === "http" ? "tcp" : "pipe",
         },
+        ...(links !== undefined ? { links } : {}),
       },
       parent,
     );
@@ -349,6 +477,7 @@ export class Sender {
     if (this.#o.embedded && failure.errorType === "econnrefused" && this.#target !== undefined) {
       this.#choosing = undefined;
       this.#target = undefined;
+      this.#batchable = false;
       this.closeConnections();
     }
   }

@@ -10,11 +10,13 @@
  */
 import { SCOPE_READ, SCOPE_WRITE } from "../auth/jwt.ts";
 import { ContractError } from "../contract/errors.ts";
-import type { SessionRecord } from "../contract/schemas.ts";
+import type { SessionEndEvent, SessionRecord, SessionStartEvent } from "../contract/schemas.ts";
 import {
   TOOL_NAMES,
   TOOLS,
   type ToolName,
+  validateBatchEnvelope,
+  validateBatchItem,
   validateEndEvent,
   validateGetQuery,
   validateHeartbeat,
@@ -25,7 +27,7 @@ import { version as packageVersion } from "../package-info.ts";
 import { StoreTimeoutError, storeFailure, withinTimeout } from "../store/failures.ts";
 import { assertNotAhead, localSessionIdOf } from "../store/records.ts";
 import type { SessionStore } from "../store/types.ts";
-import { authenticate, type CallCredentials, requireComponent, requireScope } from "./auth.ts";
+import { authenticate, type CallCredentials, type Identity, requireComponent, requireScope } from "./auth.ts";
 import { HealthProbe } from "./health.ts";
 import type { Logger } from "./log.ts";
 import { LogThrottle } from "./log-throttle.ts";
@@ -68,6 +70,7 @@ const ERROR_SHAPE: Record<ToolName, ToolResult> = {
   [TOOL_NAMES.list]: { sessions: [], next_cursor: null },
   [TOOL_NAMES.get]: { session: null },
   [TOOL_NAMES.health]: {},
+  [TOOL_NAMES.batch]: { results: [] },
 };
 
 export function isToolName(name: string): name is ToolName {
@@ -185,6 +188,8 @@ export class TrackerTools {
         return this.#list(input, credentials);
       case TOOL_NAMES.get:
         return this.#get(input, credentials);
+      case TOOL_NAMES.batch:
+        return this.#batch(input, credentials);
     }
   }
 
@@ -224,6 +229,11 @@ export class TrackerTools {
     const identity = await authenticate(this.#deps.auth, credentials);
     const { token: _token, ...event } = validateStartEvent(input);
     requireScope(identity, SCOPE_WRITE, TOOL_NAMES.start);
+    return this.#recordStart(event, identity);
+  }
+
+  /** A start that is authenticated and valid: authorised for its component, then recorded. */
+  async #recordStart(event: Omit<SessionStartEvent, "token">, identity: Identity | null): Promise<ToolAnswer> {
     requireComponent(identity, event.component_name, "component_name");
     const receivedAt = this.#now();
     assertNotAhead("timestamp", event.timestamp, receivedAt, this.#skewSeconds);
@@ -236,7 +246,7 @@ export class TrackerTools {
   }
 
   /** The session, if it exists and the caller may touch it. */
-  async #ownedSession(sessionId: string, identity: Parameters<typeof requireComponent>[0]) {
+  async #ownedSession(sessionId: string, identity: Identity | null) {
     const session = await this.#deps.store.getSession(sessionId);
     if (session) requireComponent(identity, session.component_name, "session_id");
     return session;
@@ -246,6 +256,11 @@ export class TrackerTools {
     const identity = await authenticate(this.#deps.auth, credentials);
     const { token: _token, ...event } = validateEndEvent(input);
     requireScope(identity, SCOPE_WRITE, TOOL_NAMES.end);
+    return this.#recordEnd(event, identity);
+  }
+
+  /** An end that is authenticated and valid: authorised for its session's component, then recorded. */
+  async #recordEnd(event: Omit<SessionEndEvent, "token">, identity: Identity | null): Promise<ToolAnswer> {
     const receivedAt = this.#now();
     assertNotAhead("timestamp", event.timestamp, receivedAt, this.#skewSeconds);
     const before = await this.#ownedSession(event.session_id, identity);
@@ -263,6 +278,36 @@ export class TrackerTools {
         ...(session.duration_seconds !== null ? { duration_seconds: session.duration_seconds } : {}),
       },
       outcome: { status: "ended", ...sessionFacts(session) },
+    };
+  }
+
+  /**
+   * Many starts and ends: the call is authenticated and its envelope checked
+   * once, then each event goes the way its own call would, and is answered at
+   * its index. They are all asked of the store at once: in the SQLite store
+   * they then share one commit (group commit), each still in its own
+   * savepoint; in PostgreSQL each is its own transaction on the pool.
+   */
+  async #batch(input: Record<string, unknown>, credentials: CallCredentials): Promise<ToolAnswer> {
+    const identity = await authenticate(this.#deps.auth, credentials);
+    const { events } = validateBatchEnvelope(input);
+    requireScope(identity, SCOPE_WRITE, TOOL_NAMES.batch);
+    const results = await Promise.all(
+      events.map(async (item, index) => {
+        let tool: ToolName = TOOL_NAMES.start;
+        try {
+          const checked = validateBatchItem(item, index);
+          if (checked.kind === "start") return (await this.#recordStart(checked.event, identity)).result;
+          tool = TOOL_NAMES.end;
+          return (await this.#recordEnd(checked.event, identity)).result;
+        } catch (error) {
+          return this.#errorAnswer(tool, error, argumentsObject(item)).result;
+        }
+      }),
+    );
+    return {
+      result: { status: "ok", results },
+      outcome: { status: "ok", component: identity?.component },
     };
   }
 

@@ -54,11 +54,18 @@ const endPayload = (id: string) => (): EndPayload => {
 /** A sender whose calls stay open until the test answers them. */
 function fakeSender() {
   const calls: { job: Job; answer: (d: Delivered) => void }[] = [];
+  /** The events of each send that carried more than one. */
+  const batches: Job[][] = [];
   let inFlight = 0;
   let peak = 0;
-  return {
+  const sender = {
     calls,
+    batches,
     peak: () => peak,
+    deliverMany: (jobs: Job[]) => {
+      batches.push(jobs);
+      return Promise.all(jobs.map((job) => sender.deliver(job)));
+    },
     deliver: (job: Job) =>
       new Promise<Delivered>((resolve) => {
         inFlight++;
@@ -72,9 +79,13 @@ function fakeSender() {
         });
       }),
   };
+  return sender;
 }
 
-function queueWith(sender: ReturnType<typeof fakeSender>, options: { max?: number; concurrency?: number } = {}) {
+function queueWith(
+  sender: ReturnType<typeof fakeSender>,
+  options: { max?: number; concurrency?: number; batchSize?: number } = {},
+) {
   const settled: { job: Job; outcome: Delivered }[] = [];
   const spooled: { ids: string[]; why: string }[] = [];
   let phase: Phase = "running";
@@ -84,6 +95,8 @@ function queueWith(sender: ReturnType<typeof fakeSender>, options: { max?: numbe
     log,
     phase: () => phase,
     deliver: sender.deliver,
+    deliverMany: sender.deliverMany,
+    batchSize: () => options.batchSize ?? 1,
     settle: (job, outcome) => settled.push({ job, outcome }),
     spool: (jobs, why) => spooled.push({ ids: jobs.map((j) => j.eventId), why }),
     onIdle: () => {},
@@ -116,6 +129,53 @@ test("queue: sessions go out at once up to the concurrency, a session's end only
   assert.equal(sender.peak(), 2, "never more than the concurrency in flight");
   assert.equal(queue.length, 0);
   assert.equal(queue.owns(aEnd), false);
+});
+
+test("queue: a burst beyond the free sends is shared out over them, one component a send; alone, each goes by itself", async () => {
+  const burst = (component: (i: number) => string) =>
+    Array.from({ length: 7 }, (_, i) => ({ ...session(`s${i}`), component: component(i) }));
+  const pushAll = (queue: SessionQueue, sessions: SessionRef[]) => {
+    for (const s of sessions) queue.push(newJob("start", s.startEventId, s, startPayload(s), 0));
+  };
+
+  // The tracker takes one event a call: two sends, one event each; the rest wait their turn.
+  const single = fakeSender();
+  pushAll(
+    queueWith(single, { concurrency: 2 }).queue,
+    burst(() => "alpha"),
+  );
+  await waitFor("two sends", () => single.calls.length === 2);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(single.calls.length, 2);
+  assert.equal(single.batches.length, 0);
+
+  // Up to four a call: the seven share the two free sends, oldest first, and all settle.
+  const batched = fakeSender();
+  const { queue, settled } = queueWith(batched, { concurrency: 2, batchSize: 4 });
+  const sessions = burst(() => "alpha");
+  pushAll(queue, sessions);
+  await waitFor("seven events in flight", () => batched.calls.length === 7);
+  assert.deepEqual(
+    batched.batches.map((b) => b.map((j) => j.session)),
+    [sessions.slice(0, 4), sessions.slice(4)],
+  );
+  for (const call of batched.calls) call.answer({ ok: true, trackerSessionId: `sess_${call.job.eventId}` });
+  await waitFor("all settled", () => settled.length === 7 && queue.length === 0);
+
+  // Two components never share a send (each has its own credential).
+  const mixed = fakeSender();
+  pushAll(
+    queueWith(mixed, { concurrency: 2, batchSize: 4 }).queue,
+    burst((i) => (i % 2 === 0 ? "alpha" : "beta")),
+  );
+  await waitFor("seven events in flight", () => mixed.calls.length === 7);
+  assert.deepEqual(
+    mixed.batches.map((b) => [b.length, [...new Set(b.map((j) => j.session.component))]]),
+    [
+      [4, ["alpha"]],
+      [3, ["beta"]],
+    ],
+  );
 });
 
 test("queue: a full queue and an end whose start is in the spool both go to the spool", async () => {
@@ -234,6 +294,8 @@ test("drainer: a session blocked by a failure keeps its order; others go on; an 
       }
       return { ok: true, ...(job.kind === "start" ? { trackerSessionId: "sess_b" } : {}) };
     },
+    deliverMany: () => assert.fail("one event a call here"),
+    batchSize: () => 1,
     epoch: () => 0,
     halted: () => false,
     owns: () => false,
@@ -248,8 +310,59 @@ test("drainer: a session blocked by a failure keeps its order; others go on; an 
   );
 });
 
+test("drainer: where calls carry several events, a component's rows go together, one per session; ends after their starts", async (t) => {
+  const dir = tempDir(t);
+  const resolved = resolveDeliveryOptions({ SHELL_SESSIONS_STATE_DIR: dir });
+  assert.ok(resolved.enabled);
+  const { options } = resolved;
+  const metrics = new DeliveryMetrics({ circuitState: () => "closed", spoolDepth: () => 0 });
+  const spool = new SpoolAccess({ options, log, metrics });
+  t.after(() => spool.close());
+  const sessions = ["s1", "s2", "s3"].map((name) => ({ ...session(name), component: "alpha" }));
+  const other = session("beta");
+  const ends = sessions.map(() => randomUUID());
+  spool.write(
+    [
+      ...sessions.map((s) => newJob("start", s.startEventId, s, startPayload(s), 0)),
+      newJob("start", other.startEventId, other, startPayload(other), 0),
+      ...sessions.map((s, i) => newJob("end", ends[i] as string, s, endPayload(ends[i] as string), 0)),
+    ],
+    "test",
+  );
+  const sends: string[][] = [];
+  const answer = (job: Job): Delivered => ({
+    ok: true,
+    ...(job.kind === "start" ? { trackerSessionId: `sess_${job.eventId.slice(0, 8)}` } : {}),
+  });
+  const describe = (job: Job) => `${job.kind}:${job.session.trackerSessionId ?? "-"}`;
+  const drainer = new Drainer({
+    options,
+    log,
+    spool,
+    background: false,
+    deliver: async (job) => {
+      sends.push([describe(job)]);
+      return answer(job);
+    },
+    deliverMany: async (jobs) => {
+      sends.push(jobs.map(describe));
+      return jobs.map(answer);
+    },
+    batchSize: () => 4,
+    epoch: () => 0,
+    halted: () => false,
+    owns: () => false,
+    liveSession: () => undefined,
+    adopt: () => assert.fail("no live session here"),
+  });
+  const summary = await drainer.drain({ now: true });
+  const id = (s: SessionRef) => `sess_${s.startEventId.slice(0, 8)}`;
+  assert.deepEqual(sends, [["start:-", "start:-", "start:-"], ["start:-"], sessions.map((s) => `end:${id(s)}`)]);
+  assert.deepEqual({ delivered: summary.delivered, waiting: summary.waiting }, { delivered: 7, waiting: 0 });
+});
+
 /** A sender over a fake connection that answers each call with the next of `answers`. */
-function senderWith(answers: (() => unknown)[], env: NodeJS.ProcessEnv = {}) {
+function senderWith(answers: (() => unknown)[], env: NodeJS.ProcessEnv = {}, { batch = false } = {}) {
   const resolved = resolveDeliveryOptions({
     SESSION_BUDDY_URL: "http://127.0.0.1:9/mcp",
     SESSION_BUDDY_TOKEN: "a-ready-token",
@@ -266,7 +379,8 @@ function senderWith(answers: (() => unknown)[], env: NodeJS.ProcessEnv = {}) {
       if (!next) throw new Error("no answer scripted");
       return next() as Awaited<ReturnType<Connection["callTool"]>>;
     },
-    supports: async () => true,
+    supports: async (tool) => tool !== "track_session_events" || batch,
+    hasTool: (tool) => tool !== "track_session_events" || batch,
     reset: () => {},
     close: () => {},
   };
@@ -322,4 +436,93 @@ test("sender: a stopped job is not sent at all", async (t) => {
   const outcome = await sender.deliver(newJob("start", a.startEventId, a, startPayload(a), 0), () => true);
   assert.equal(!outcome.ok && outcome.failure.kind, "aborted");
   assert.equal(calls.length, 0);
+});
+
+test("sender: once the tracker lists its batch tool, events share a call; each is answered alone, only the transient ones go again", async (t) => {
+  const item = (result: Record<string, unknown>) => result;
+  const batchOf =
+    (...results: Record<string, unknown>[]) =>
+    () => ({
+      structuredContent: { status: "ok", results },
+      content: [],
+    });
+  const unavailable = { status: "error", session_id: null, error: "store busy", code: "unavailable" };
+  const { sender, calls } = senderWith(
+    [
+      tracked("sess_0"),
+      batchOf(
+        item({ status: "tracked", session_id: "sess_a" }),
+        item({ status: "error", session_id: null, error: "bad pid", code: "invalid_argument" }),
+        item(unavailable),
+        item({ status: "ended", session_id: "sess_0" }),
+      ),
+      batchOf(item({ status: "tracked", session_id: "sess_c" })),
+    ],
+    {},
+    { batch: true },
+  );
+  t.after(() => sender.shutdown());
+  assert.equal(sender.batchSize, 1, "unknown until a connect has listed the tools");
+  const first = session("first");
+  assert.deepEqual(
+    await sender.deliver(newJob("start", first.startEventId, first, startPayload(first), 0), () => false),
+    {
+      ok: true,
+      trackerSessionId: "sess_0",
+    },
+  );
+  assert.ok(sender.batchSize > 1);
+  const [a, b, c] = [session("a"), session("b"), session("c")];
+  first.trackerSessionId = "sess_0";
+  const firstEnd = randomUUID();
+  const jobs = [
+    ...[a, b, c].map((s) => newJob("start", s.startEventId, s, startPayload(s), 0)),
+    newJob("end", firstEnd, first, endPayload(firstEnd), 0),
+  ];
+  const outcomes = await sender.deliverMany(jobs, () => false);
+  assert.deepEqual(
+    outcomes.map((o) => (o.ok ? `ok:${o.trackerSessionId ?? "-"}` : `${o.failure.kind}:${o.failure.errorType}`)),
+    ["ok:sess_a", "rejected:invalid_argument", "ok:sess_c", "ok:-"],
+  );
+  assert.deepEqual(
+    calls.map((call) => call.tool),
+    ["track_session_start", "track_session_events", "track_session_events"],
+  );
+  const events = (i: number) => calls[i]?.args.events as Record<string, unknown>[];
+  assert.equal(calls[1]?.args.token, "a-ready-token");
+  assert.deepEqual(
+    events(1).map((e) => [e.event_type, e.event_id ?? e.session_id]),
+    [
+      ["session_start", a.startEventId],
+      ["session_start", b.startEventId],
+      ["session_start", c.startEventId],
+      ["session_end", "sess_0"],
+    ],
+  );
+  assert.deepEqual(
+    events(2).map((e) => e.event_id),
+    [c.startEventId],
+    "only the event the tracker could not store goes again",
+  );
+});
+
+test("sender: a tracker without the batch tool gets one call an event", async (t) => {
+  const { sender, calls } = senderWith([tracked("sess_0"), tracked("sess_a"), tracked("sess_b")]);
+  t.after(() => sender.shutdown());
+  const first = session("first");
+  await sender.deliver(newJob("start", first.startEventId, first, startPayload(first), 0), () => false);
+  assert.equal(sender.batchSize, 1);
+  const [a, b] = [session("a"), session("b")];
+  const outcomes = await sender.deliverMany(
+    [a, b].map((s) => newJob("start", s.startEventId, s, startPayload(s), 0)),
+    () => false,
+  );
+  assert.deepEqual(
+    outcomes.map((o) => o.ok && o.trackerSessionId),
+    ["sess_a", "sess_b"],
+  );
+  assert.deepEqual(
+    calls.map((call) => call.tool),
+    ["track_session_start", "track_session_start", "track_session_start"],
+  );
 });

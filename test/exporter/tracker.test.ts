@@ -228,6 +228,39 @@ test("sessions are sent side by side against a slow tracker, each session's star
   assert.deepEqual(h.warnings, []);
 });
 
+test("a burst beyond the send concurrency goes out in batches to a tracker that lists the batch tool: fewer calls, each session recorded once", async (t) => {
+  // Every answer takes 100 ms, so the burst's events are ready together while the free sends are few.
+  const { dir, tracker, slow, env } = await slowTracker(t, 100);
+  const h = harness(t, env());
+  // The first session's connect is where the exporter learns that this tracker takes batches.
+  const first = startSession(h.provider);
+  await trackerSessionId(first, "the first start acknowledged");
+  const burst = Array.from({ length: 40 }, () => startSession(h.provider));
+  for (const span of burst) endSession(span);
+  endSession(first);
+  const spans = [first, ...burst];
+  const { sessions, events } = await waitFor("41 sessions ended in the store", async () => {
+    const found = await storedSessions(tracker.store);
+    return found.sessions.length === 41 && found.sessions.every((s) => s.status === "ended") && found;
+  });
+  assert.deepEqual(sessions.map((s) => s.trace_id).sort(), spans.map((s) => s.spanContext().traceId).sort());
+  assert.equal(events, 82, "each start and each end logged once");
+  // The proxy books a call once it has passed the answer on; the exporter settles its books after that.
+  await waitFor("every event settled", () => h.processor.delivery.pending === 0);
+  const calls = slow.toolCalls.map((c) => c.tool);
+  const batches = calls.filter((tool) => tool === "track_session_events").length;
+  assert.ok(batches > 0, `calls: ${calls.join(", ")}`);
+  assert.ok(calls.length <= 41, `82 events took ${calls.length} calls`);
+  assert.ok(slow.peakInFlight <= DEFAULTS.sendConcurrency, `calls in flight at once: ${slow.peakInFlight}`);
+  // Each batch has one client span, linked to the span of every session it carried.
+  const batchSpans = h.spans.getFinishedSpans().filter((s) => s.name === "tools/call track_session_events");
+  assert.equal(batchSpans.length, batches);
+  const linked = new Set(batchSpans.flatMap((s) => s.links.map((l) => l.context.traceId)));
+  assert.ok(linked.size > 1 && [...linked].every((id) => spans.some((s) => s.spanContext().traceId === id)));
+  assert.equal(spoolStats(dir), undefined, "nothing had to be spooled");
+  assert.deepEqual(h.warnings, []);
+});
+
 test("a tracker slower than half the call timeout: the connect and each call have their own deadline, and every event arrives", async (t) => {
   // Each answer takes 600 ms of a 1,000 ms timeout. A connect is two answers (era probe, tool listing), so a
   // deadline shared by the connect and the call it was for ran out on every attempt.

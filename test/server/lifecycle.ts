@@ -30,6 +30,7 @@ export async function exerciseLifecycle(client: ConnectedClient, options: Lifecy
     "heartbeat_session",
     "list_sessions",
     "track_session_end",
+    "track_session_events",
     "track_session_start",
   ]);
 
