@@ -228,34 +228,43 @@ export class Drainer {
   }
 
   /**
-   * Tries the rows in order, a page at a time, until the spool ends or the
-   * pass must stop. Where the tracker takes several events a call, rows of
-   * one component go together, one per session: a row of a session already
-   * in the group sends the group first, so an end finds its start answered.
+   * Tries the rows, a page at a time, until the spool ends or the pass must
+   * stop. Each send takes the first waiting row of as many sessions of one
+   * component as a call may carry (one, until the tracker has listed its
+   * batch tool); a session's later rows wait for the next send, so an end
+   * goes once its start is answered, and events of different sessions still
+   * go in the order they came.
    */
   async #rows(pass: Pass): Promise<void> {
     let afterSeq = 0;
     for (;;) {
       const rows = pass.spool.batch(afterSeq, DRAIN_BATCH);
-      if (rows.length === 0) return;
-      let group: Taken[] = [];
-      for (const row of rows) {
-        const first = group[0];
-        const full =
-          first !== undefined &&
-          (group.length >= this.#o.batchSize() ||
-            first.row.component !== row.component ||
-            group.some((taken) => taken.row.startEventId === row.startEventId));
-        if (full) {
-          if (!(await this.#send(pass, group))) return;
-          group = [];
-        }
-        afterSeq = row.seq;
+      const last = rows.at(-1);
+      if (last === undefined) return;
+      afterSeq = last.seq;
+      let left = rows;
+      while (left.length > 0) {
         if (this.#mustStop(pass)) return;
-        const job = this.#take(pass, row);
-        if (job !== undefined) group.push({ row, job });
+        const group: Taken[] = [];
+        const later: SpoolRow[] = [];
+        /** Sessions with a row in this send or held back from it: their later rows wait too. */
+        const seen = new Set<string>();
+        for (const row of left) {
+          const first = group[0];
+          const fits =
+            !seen.has(row.startEventId) &&
+            (first === undefined || (group.length < this.#o.batchSize() && first.row.component === row.component));
+          seen.add(row.startEventId);
+          if (!fits) {
+            later.push(row);
+            continue;
+          }
+          const job = this.#take(pass, row);
+          if (job !== undefined) group.push({ row, job });
+        }
+        if (group.length > 0 && !(await this.#send(pass, group))) return;
+        left = later;
       }
-      if (group.length > 0 && !(await this.#send(pass, group))) return;
     }
   }
 

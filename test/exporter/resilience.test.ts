@@ -11,6 +11,7 @@ import {
   METRIC_SHELL_EXPORTER_CIRCUIT_STATE,
   METRIC_SHELL_SPOOL_DEPTH,
 } from "../../src/semconv.ts";
+import { startDelayProxy } from "../helpers/delay-proxy.ts";
 import { runCli, startTracker, type TrackerProcess } from "../helpers/tracker.ts";
 import {
   deliveryEnv,
@@ -134,6 +135,28 @@ test("outage: tracker stopped, 50 shells open and close, tracker back → all 10
   assert.match(await drain(delivery), /still waiting 0/, "nothing is left for a manual drain");
   for (const s of sessions) assert.equal(s.exit_reason, "exit_command");
   assert.equal((await spoolState(dir)).pending, 0);
+});
+
+test("outage over: the spool goes to a tracker that lists the batch tool in far fewer calls than events, each recorded once", async (t) => {
+  const { dir, tracker, delivery } = await trackerAndShells(t, { down: true });
+  // Through a proxy that only counts: it answers at once, and refuses (the tracker being down) until it is back.
+  const counting = await startDelayProxy(tracker.url, 0);
+  t.after(() => counting.close());
+  const viaProxy = { ...delivery, SESSION_BUDDY_URL: counting.url };
+  await allDone(fiveShellPrograms(viaProxy, 10, 100), 10);
+  assert.equal((await spoolState(dir)).pending, 100, "all 100 events waited in the spool");
+
+  await startAgain(tracker);
+  const { sessions, events } = await waitFor("the helpers to deliver all 50 sessions", async () => {
+    const stored = await storedSessions(tracker.store);
+    return stored.sessions.filter((s) => s.status === "ended").length === 50 ? stored : undefined;
+  });
+  checkExactlyOnce(sessions, events, 50);
+  const calls = counting.toolCalls.map((c) => c.tool);
+  const batches = calls.filter((tool) => tool === "track_session_events").length;
+  assert.ok(batches > 0, `calls: ${calls.join(", ")}`);
+  // A drain's first call goes alone (its connect learns the tool list); then up to 50 events a call.
+  assert.ok(calls.length <= 20, `100 events in ${calls.length} calls`);
 });
 
 test("the tracker SIGKILLed at random moments during 500 shell sessions, restarted each time: 0 lost, 0 duplicates", async (t) => {
