@@ -35,6 +35,7 @@ import {
   ATTR_GEN_AI_TOOL_NAME,
   ATTR_MCP_METHOD_NAME,
   ATTR_NETWORK_TRANSPORT,
+  ATTR_SHELL_EVENT_TYPE,
   type EmissionOutcome,
   SCOPE_NAME,
 } from "../semconv.ts";
@@ -316,9 +317,10 @@ export class Sender {
       return Promise.all(jobs.map((job) => settleItem(() => this.#send(job))));
     }
     const args: Record<string, unknown> = { events, ...(token !== undefined ? { token } : {}) };
-    // One span for the call, linked to each session's span (a batch belongs to no one trace).
+    // One span for the call, linked to each session's span (a batch belongs to no one trace); each link says which event.
     const links: Link[] = jobs.map((job) => ({
       context: trace.getSpanContext(parentContext(job.session)) as SpanContext,
+      attributes: { [ATTR_SHELL_EVENT_TYPE]: eventTypeOf(job.kind) },
     }));
     return this.#traced(
       TOOL_NAMES.batch,

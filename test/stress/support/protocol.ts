@@ -8,6 +8,8 @@ import { TOOL_NAMES } from "../../../src/contract/tools.ts";
 /** The exporter traces each tracker call as a child of the session span, named `tools/call <tool>` (MCP conventions). */
 export const START_CALL_SPAN = `tools/call ${TOOL_NAMES.start}`;
 export const END_CALL_SPAN = `tools/call ${TOOL_NAMES.end}`;
+/** A batch's span: linked to the span of each session it carried, each link naming the event (`shell.event.type`). */
+export const BATCH_CALL_SPAN = `tools/call ${TOOL_NAMES.batch}`;
 
 export interface WorkerConfig {
   /** Index of this worker in its fleet, for names and logs. */

@@ -12,7 +12,11 @@
  * tracker call as a child span of the session span, so a `tools/call
  * track_session_start` span that ends without an error is the tracker's
  * answer to that session's start, wherever it was sent from (the live queue
- * or a later pass over the spool).
+ * or a later pass over the spool). A batch (`tools/call track_session_events`)
+ * is linked to the span of each session it carried instead, each link naming
+ * the event; its span ending without an error is the answer to all of them
+ * (an event the tracker refused inside an answered batch would count too: our
+ * exporter sends none it would refuse, and the runs check the store itself).
  *
  * Driven by its parent over IPC (see WorkerCommand / WorkerMessage).
  */
@@ -31,6 +35,7 @@ import {
   SPAN_NAME_SESSION,
 } from "../../../src/semconv.ts";
 import {
+  BATCH_CALL_SPAN,
   END_CALL_SPAN,
   type SessionTrace,
   START_CALL_SPAN,
@@ -75,23 +80,34 @@ class AckRecorder implements SpanProcessor {
       this.#wake();
       return;
     }
-    if (span.name !== START_CALL_SPAN && span.name !== END_CALL_SPAN) return;
+    if (span.name !== START_CALL_SPAN && span.name !== END_CALL_SPAN && span.name !== BATCH_CALL_SPAN) return;
     if (span.status.code === SpanStatusCode.ERROR) {
       this.failedCalls++;
       return;
     }
-    const trace = this.sessions.get(span.parentSpanContext?.spanId ?? "");
-    if (!trace) return;
     // The span ends once the answer has been read: that moment is the acknowledgement.
     const at = wallNow();
-    if (span.name === START_CALL_SPAN) {
+    if (span.name === BATCH_CALL_SPAN) {
+      for (const link of span.links) {
+        const start = link.attributes?.[ATTR_SHELL_EVENT_TYPE] === "session_start";
+        this.#acknowledged(link.context.spanId, start, at);
+      }
+    } else {
+      this.#acknowledged(span.parentSpanContext?.spanId ?? "", span.name === START_CALL_SPAN, at);
+    }
+    this.#wake();
+  }
+
+  #acknowledged(sessionSpanId: string, start: boolean, at: number): void {
+    const trace = this.sessions.get(sessionSpanId);
+    if (!trace) return;
+    if (start) {
       trace.startAnswers++;
       trace.startAck ??= at;
     } else {
       trace.endAnswers++;
       trace.endAck ??= at;
     }
-    this.#wake();
   }
 
   /** Resolves when `done()` holds, or false after `timeoutMs`. */
