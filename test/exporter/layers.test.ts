@@ -263,14 +263,31 @@ test("heartbeats: a tracker without the tool ends each round at its first sessio
   assert.deepEqual(halted.beaten, []);
 });
 
-test("drainer: a session blocked by a failure keeps its order; others go on; an end gets the id its start received", async (t) => {
-  const dir = tempDir(t);
-  const resolved = resolveDeliveryOptions({ SHELL_SESSIONS_STATE_DIR: dir });
+/** A spool in a fresh state dir, and what a drainer of it needs besides its sender. */
+function drainerBase(t: { after(fn: () => void): void }) {
+  const resolved = resolveDeliveryOptions({ SHELL_SESSIONS_STATE_DIR: tempDir(t) });
   assert.ok(resolved.enabled);
   const { options } = resolved;
   const metrics = new DeliveryMetrics({ circuitState: () => "closed", spoolDepth: () => 0 });
   const spool = new SpoolAccess({ options, log, metrics });
   t.after(() => spool.close());
+  // A program with no live sessions, never halted or parked.
+  const base = {
+    options,
+    log,
+    spool,
+    background: false,
+    epoch: () => 0,
+    halted: () => false,
+    owns: () => false,
+    liveSession: () => undefined,
+    adopt: () => assert.fail("no live session here"),
+  };
+  return { spool, base };
+}
+
+test("drainer: a session blocked by a failure keeps its order; others go on; an end gets the id its start received", async (t) => {
+  const { spool, base } = drainerBase(t);
   const [a, b] = [session("a"), session("b")];
   const aEnd = randomUUID();
   const bEnd = randomUUID();
@@ -283,10 +300,7 @@ test("drainer: a session blocked by a failure keeps its order; others go on; an 
   spool.write(jobs, "test");
   const sent: string[] = [];
   const drainer = new Drainer({
-    options,
-    log,
-    spool,
-    background: false,
+    ...base,
     deliver: async (job) => {
       sent.push(`${job.session.component}:${job.kind}:${job.session.trackerSessionId ?? "-"}`);
       if (job.session.component === "a") {
@@ -296,11 +310,6 @@ test("drainer: a session blocked by a failure keeps its order; others go on; an 
     },
     deliverMany: () => assert.fail("one event a call here"),
     batchSize: () => 1,
-    epoch: () => 0,
-    halted: () => false,
-    owns: () => false,
-    liveSession: () => undefined,
-    adopt: () => assert.fail("no live session here"),
   });
   const summary = await drainer.drain({ now: true });
   assert.deepEqual(sent, ["a:start:-", "b:start:-", "b:end:sess_b"], "a's end waits behind its failed start");
@@ -311,13 +320,7 @@ test("drainer: a session blocked by a failure keeps its order; others go on; an 
 });
 
 test("drainer: where calls carry several events, a component's rows go together, one per session; ends after their starts", async (t) => {
-  const dir = tempDir(t);
-  const resolved = resolveDeliveryOptions({ SHELL_SESSIONS_STATE_DIR: dir });
-  assert.ok(resolved.enabled);
-  const { options } = resolved;
-  const metrics = new DeliveryMetrics({ circuitState: () => "closed", spoolDepth: () => 0 });
-  const spool = new SpoolAccess({ options, log, metrics });
-  t.after(() => spool.close());
+  const { spool, base } = drainerBase(t);
   const sessions = ["s1", "s2", "s3"].map((name) => ({ ...session(name), component: "alpha" }));
   const other = session("beta");
   const ends = sessions.map(() => randomUUID());
@@ -336,10 +339,7 @@ test("drainer: where calls carry several events, a component's rows go together,
   });
   const describe = (job: Job) => `${job.kind}:${job.session.trackerSessionId ?? "-"}`;
   const drainer = new Drainer({
-    options,
-    log,
-    spool,
-    background: false,
+    ...base,
     deliver: async (job) => {
       sends.push([describe(job)]);
       return answer(job);
@@ -349,11 +349,6 @@ test("drainer: where calls carry several events, a component's rows go together,
       return jobs.map(answer);
     },
     batchSize: () => 4,
-    epoch: () => 0,
-    halted: () => false,
-    owns: () => false,
-    liveSession: () => undefined,
-    adopt: () => assert.fail("no live session here"),
   });
   const summary = await drainer.drain({ now: true });
   const id = (s: SessionRef) => `sess_${s.startEventId.slice(0, 8)}`;
