@@ -154,7 +154,7 @@ export function validateBatchItem(
   if (type === "session_end") return { kind: "end", event: validate(BatchEndItem, item, what) };
   throw new ContractError("invalid_argument", `${what}: event_type must be "session_start" or "session_end"`, [
     {
-      field: `events[${index}].event_type`,
+      field: "event_type",
       constraint: 'must be "session_start" or "session_end"',
       received: kindOf(type),
     },

@@ -9,6 +9,8 @@ import {
   SessionEndResult,
   SessionStartResult,
   toolInputJsonSchema,
+  validateBatchEnvelope,
+  validateBatchItem,
   validateEndEvent,
   validateStartEvent,
 } from "../../src/contract/index.ts";
@@ -234,6 +236,46 @@ describe("track_session_end arguments", () => {
     rejects(validateEndEvent, withField(validEnd(), "session_id", ""), "session_id");
     rejects(validateEndEvent, withField(validEnd(), "session_id", 5), "session_id");
     rejects(validateEndEvent, withField(validEnd(), "metadata", [1]), "metadata");
+  });
+});
+
+describe("track_session_events arguments", () => {
+  test("each item is read as the start or end its event_type names, without a token of its own", () => {
+    const start = validateBatchItem({ ...validStart(), token: "per-item" }, 0);
+    assert.equal(start.kind, "start");
+    assert.equal("token" in start.event, false);
+    const end = validateBatchItem({ ...validEnd(), event_type: "session_end" }, 1);
+    assert.equal(end.kind, "end");
+    assert.equal(end.kind === "end" && end.event.session_id, "sess_abc");
+  });
+
+  test("an item's error names its place in the batch and its field; an end must say it is one", () => {
+    const invalid = (item: unknown, index: number) => {
+      try {
+        validateBatchItem(item, index);
+      } catch (error) {
+        assert.ok(error instanceof ContractError);
+        return { message: error.message, fields: error.issues.map((i) => i.field) };
+      }
+      return assert.fail("accepted");
+    };
+    const pid = invalid({ ...validStart(), pid: 0 }, 3);
+    assert.match(pid.message, /events\[3\].*pid/);
+    assert.deepEqual(pid.fields, ["pid"]);
+    const { event_type: _omitted, ...untyped } = validEnd();
+    assert.deepEqual(invalid(untyped, 0).fields, ["event_type"]);
+    assert.deepEqual(invalid("text", 7).fields, ["event_type"]);
+    assert.match(invalid(null, 7).message, /events\[7\]/);
+  });
+
+  test("the envelope holds 1 to 100 events", () => {
+    assert.equal(validateBatchEnvelope({ events: [{}] }).events.length, 1);
+    for (const events of [[], Array.from({ length: 101 }, () => ({})), "many", undefined]) {
+      assert.throws(
+        () => validateBatchEnvelope({ events }),
+        (error: unknown) => error instanceof ContractError && error.issues.some((i) => i.field === "events"),
+      );
+    }
   });
 });
 
