@@ -32,7 +32,7 @@ const UNKNOWN_TOOL = "_OTHER";
 const READ_ONLY: ReadonlySet<ToolName> = new Set([TOOL_NAMES.health, TOOL_NAMES.list, TOOL_NAMES.get]);
 
 const INSTRUCTIONS =
-  "Session-Buddy-compatible tracker of admin shell sessions. Call track_session_start, then heartbeat_session while the shell lives, then track_session_end.";
+  "Session-Buddy-compatible tracker of admin shell sessions. Call track_session_start, then heartbeat_session while the shell lives, then track_session_end; track_session_events takes many starts and ends in one call.";
 
 /** Built once: the listing is the same for every request. */
 function listTools(): Tool[] {
