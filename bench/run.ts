@@ -10,8 +10,10 @@
  * - tracker ingest with 1, 8 and 32 concurrent clients, beside the no-op
  *   tool's calls per second and a raw `node:sqlite` insert loop of the same rows;
  *   and at 32 clients with many events a call (`track_session_events`);
- * - memory: a bare REPL beside an instrumented one; the tracker with 1,000
- *   active sessions.
+ * - memory: a bare REPL beside an instrumented one; an app that runs NodeSDK
+ *   already, with and without the register entry; the tracker with 1,000
+ *   active sessions;
+ * - the load average at the start and end of each figure.
  *
  * Variants are interleaved (ABCABC…) so that whatever else the machine does
  * falls on all of them alike. Nothing here asserts a timing: the figures are
@@ -20,7 +22,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -251,19 +253,24 @@ async function shellMemoryFigures(tracker: TrackerProcess, env: NodeJS.ProcessEn
   const store = await openStore(tracker.store);
   const bare: { atPrompt: number; settled: number }[] = [];
   const instrumented: { atPrompt: number; settled: number }[] = [];
+  const appAlone: { atPrompt: number; settled: number }[] = [];
+  const appWithRegister: { atPrompt: number; settled: number }[] = [];
+  // Settled for an instrumented shell: its session is in the tracker, so the SDK and exporter are loaded and have worked.
+  const delivered = (preload: "register" | "app-sdk+register") => async () => {
+    const before = await store.countEvents();
+    return shellMemory(preload, env, REPO, () =>
+      until(async () => (await store.countEvents()) > before, 30_000, "the shell's session start reaching the tracker"),
+    );
+  };
   try {
     for (let round = 0; round < SIZES.memoryRounds; round++) {
-      const before = await store.countEvents();
-      // Settled for an instrumented shell: its session is in the tracker, so the SDK and exporter are loaded and have worked.
-      const ours = await shellMemory("register", env, REPO, () =>
-        until(
-          async () => (await store.countEvents()) > before,
-          30_000,
-          "the shell's session start reaching the tracker",
-        ),
-      );
+      const ours = await delivered("register")();
       instrumented.push(ours);
       bare.push(await shellMemory("bare", env, REPO, { waitMs: ours.settleMs }));
+      // An application that runs NodeSDK already, with and without the register entry joining it.
+      const joined = await delivered("app-sdk+register")();
+      appWithRegister.push(joined);
+      appAlone.push(await shellMemory("app-sdk", env, REPO, { waitMs: joined.settleMs }));
     }
   } finally {
     await store.close();
@@ -274,10 +281,18 @@ async function shellMemoryFigures(tracker: TrackerProcess, env: NodeJS.ProcessEn
   });
   const b = side(bare);
   const i = side(instrumented);
+  const alone = side(appAlone);
+  const joined = side(appWithRegister);
   return {
     rounds: SIZES.memoryRounds,
     bareRepl: b,
     instrumentedRepl: i,
+    appWithNodeSdk: {
+      aloneMiB: alone.settledMiB,
+      withRegisterMiB: joined.settledMiB,
+      // Each round's own difference: the two shells of a round ran back to back.
+      marginalMiB: round(median(appWithRegister.map((r, n) => r.settled - (appAlone[n]?.settled ?? Number.NaN))), 1),
+    },
     ratioSettled: round(ratio(i.settledMiB ?? Number.NaN, b.settledMiB ?? Number.NaN) ?? Number.NaN),
     ratioAtPrompt: round(ratio(i.atPromptMiB ?? Number.NaN, b.atPromptMiB ?? Number.NaN) ?? Number.NaN),
   };
@@ -301,6 +316,19 @@ function emissionJson(f: EmissionFigures) {
       ratioP50: round(ratio(f.afterIdleGap.p50, f.warmStart.p50) ?? Number.NaN),
     },
   };
+}
+
+// ---- load ----
+
+/** The 1-minute load average when each figure began and ended: what else the machine was doing meanwhile. */
+const loads: Record<string, { start: number; end: number }> = {};
+const loadNow = () => Math.round((loadavg()[0] ?? 0) * 100) / 100;
+
+async function loaded<T>(figure: string, measure: () => Promise<T>): Promise<T> {
+  const start = loadNow();
+  const result = await measure();
+  loads[figure] = { start, end: loadNow() };
+  return result;
 }
 
 // ---- ingest ----
@@ -646,6 +674,17 @@ function table(r: Results): string {
       formatRatio(m.shells.ratioSettled),
     ]),
   );
+  const app = m.shells.appWithNodeSdk;
+  if (app !== undefined) {
+    lines.push(
+      row([
+        "RSS of a REPL in an app that already runs NodeSDK, session delivered",
+        formatNumber(app.withRegisterMiB, "MiB"),
+        `the app without register ${formatNumber(app.aloneMiB, "MiB")}`,
+        `+${formatNumber(app.marginalMiB, "MiB")}`,
+      ]),
+    );
+  }
   lines.push(
     row([
       `Tracker RSS, ${m.tracker.activeSessions} active sessions`,
@@ -676,38 +715,42 @@ async function main() {
       down: shellEnv(`http://127.0.0.1:${downPort}/mcp`, tracker.secret, join(root, "state-down")),
       slow: shellEnv(slow.url, tracker.secret, join(root, "state-slow")),
     };
-    const timeToFirstPrompt = await promptFigures(env);
-    const timeToFirstAnswer = await answerFigures(env.up);
-    const timeToExit = await exitFigures({
-      up: shellEnv(tracker.url, tracker.secret, join(root, "exit-up"), { collector: "absent" }),
-      down: shellEnv(`http://127.0.0.1:${downPort}/mcp`, tracker.secret, join(root, "exit-down"), {
-        collector: "absent",
+    const timeToFirstPrompt = await loaded("timeToFirstPrompt", () => promptFigures(env));
+    const timeToFirstAnswer = await loaded("timeToFirstAnswer", () => answerFigures(env.up));
+    const timeToExit = await loaded("timeToExit", () =>
+      exitFigures({
+        up: shellEnv(tracker.url, tracker.secret, join(root, "exit-up"), { collector: "absent" }),
+        down: shellEnv(`http://127.0.0.1:${downPort}/mcp`, tracker.secret, join(root, "exit-down"), {
+          collector: "absent",
+        }),
+        slow: shellEnv(slow.url, tracker.secret, join(root, "exit-slow"), { collector: "absent" }),
       }),
-      slow: shellEnv(slow.url, tracker.secret, join(root, "exit-slow"), { collector: "absent" }),
-    });
-    const shells = await shellMemoryFigures(tracker, env.up);
+    );
+    const shells = await loaded("shellMemory", () => shellMemoryFigures(tracker, env.up));
     log("memory of shells measured");
 
     const peerClient = await httpClient(httpPeer.url);
-    const http = await emissionLatency({ transport: "http", tracker, peer: peerClient }, root, SIZES).finally(() =>
-      peerClient.close(),
+    const http = await loaded("emissionLatencyHttp", () =>
+      emissionLatency({ transport: "http", tracker, peer: peerClient }, root, SIZES).finally(() => peerClient.close()),
     );
     log("emission latency over HTTP measured");
     const concurrentPeer = await httpClient(httpPeer.url);
-    const concurrent = await concurrentEmission({ transport: "http", tracker, peer: concurrentPeer }, root, {
-      shells: SIZES.concurrentShells,
-      rounds: SIZES.concurrentRounds,
-      warmup: 5,
-    }).finally(() => concurrentPeer.close());
+    const concurrent = await loaded("concurrentEmission", () =>
+      concurrentEmission({ transport: "http", tracker, peer: concurrentPeer }, root, {
+        shells: SIZES.concurrentShells,
+        rounds: SIZES.concurrentRounds,
+        warmup: 5,
+      }).finally(() => concurrentPeer.close()),
+    );
     log("concurrent emission measured");
     const stdioPeer = await noopStdioClient();
-    const stdio = await emissionLatency({ transport: "stdio", root, peer: stdioPeer }, root, SIZES).finally(() =>
-      stdioPeer.close(),
+    const stdio = await loaded("emissionLatencyStdio", () =>
+      emissionLatency({ transport: "stdio", root, peer: stdioPeer }, root, SIZES).finally(() => stdioPeer.close()),
     );
     log("emission latency over stdio measured");
 
-    const ingest = await ingestFigures(root);
-    const trackerMemory = await trackerMemoryFigures();
+    const ingest = await loaded("ingest", () => ingestFigures(root));
+    const trackerMemory = await loaded("trackerMemory", () => trackerMemoryFigures());
     log("tracker ingest and memory measured");
 
     return {
@@ -725,6 +768,8 @@ async function main() {
         "Concurrent emission: one process (one exporter) with that many REPLs opened together and then closed together, against the tracker over HTTP, each round in a fresh process warmed by 5 sessions first; the peer is that many no-op calls issued together on one client (each its own HTTP request), after each round.",
         "Ingest: concurrent MCP clients each alternating a session start and its end against a real tracker (SQLite store); the peer gets the same calls on a no-op tool. Raw SQLite inserts the same rows (a session row, its start and its end) with the store's own SQL and schema. Batches: each client alternates one track_session_events call with N starts and one with their N ends, against a second tracker with a store of its own, beside the no-op peer in the same round.",
         `Tracker 'answering after 5 s': an HTTP proxy in front of the real tracker holding every answer back ${SLOW_TRACKER_DELAY_MS} ms.`,
+        "Memory: RSS of each shell at its prompt and once its session start is in the tracker (the bare shell after as long). An app that runs NodeSDK already: bench/lib/app-sdk.mjs, imported before the register entry, beside the same app without it; the marginal figure is the median of each round's difference.",
+        "loadAverage: the 1-minute load average when each figure began and ended.",
       ],
       sizes: SIZES,
       timeToFirstPrompt,
@@ -742,6 +787,7 @@ async function main() {
       },
       ingest,
       memory: { shells, tracker: trackerMemory },
+      loadAverage: loads,
     };
   } finally {
     await httpPeer.stop();

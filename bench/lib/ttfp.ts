@@ -13,10 +13,15 @@ import { leftoversGone, rssMiB } from "./machine.ts";
 /** The REPL's prompt at the start of a line. */
 const PROMPT = /(^|\n)> /;
 
+/** An application that starts its own NodeSDK (bench/lib/app-sdk.mjs). */
+const APP_SDK = fileURLToPath(new URL("./app-sdk.mjs", import.meta.url));
+
 export const PRELOADS = {
   bare: [],
   register: ["--import", "otel-shell-sessions/register"],
   "auto-instrumentations": ["--import", "@opentelemetry/auto-instrumentations-node/register"],
+  "app-sdk": ["--import", APP_SDK],
+  "app-sdk+register": ["--import", APP_SDK, "--import", "otel-shell-sessions/register"],
 } as const satisfies Record<string, readonly string[]>;
 export type Preload = keyof typeof PRELOADS;
 
