@@ -12,7 +12,7 @@ import {
   TOOL_NAMES,
 } from "../contract/index.ts";
 import { classifyError, DeliveryFailure, fromResultError } from "./errors.ts";
-import type { Job } from "./jobs.ts";
+import type { Delivered, Job } from "./jobs.ts";
 
 /** Most events in one `track_session_events` call (the contract allows BATCH_MAX). */
 export const BATCH_EVENTS = Math.min(50, BATCH_MAX);
@@ -23,8 +23,10 @@ export const BATCH_EVENTS = Math.min(50, BATCH_MAX);
  */
 export const BATCH_BYTES = 48 * 1024;
 
-/** What one event of a batch came to: the tracker's session id (for a start), or why not. */
-export type ItemAnswer = { ok: true; trackerSessionId: string | undefined } | { ok: false; failure: DeliveryFailure };
+/** An acknowledged event, with the session id the tracker gave a start. */
+export function acknowledged(trackerSessionId: string | undefined): Delivered {
+  return { ok: true, ...(trackerSessionId !== undefined ? { trackerSessionId } : {}) };
+}
 
 /** The arguments of a job's event, as a batch carries them: with its event_type, and an end with its session id. */
 export function eventArguments(job: Job): Record<string, unknown> {
@@ -61,9 +63,9 @@ export function answerFor(job: Job, result: CallToolResultLike): string | undefi
 }
 
 /** One event's answer, with a failure classified rather than thrown. */
-export async function settleItem(answer: () => Promise<string | undefined>): Promise<ItemAnswer> {
+export async function settleItem(answer: () => Promise<string | undefined>): Promise<Delivered> {
   try {
-    return { ok: true, trackerSessionId: await answer() };
+    return acknowledged(await answer());
   } catch (error) {
     return { ok: false, failure: classifyError(error) };
   }

@@ -129,8 +129,7 @@ export class SessionDelivery {
       concurrency: this.#o.sendConcurrency,
       log: this.#log,
       phase: () => this.#phase,
-      deliver: (job) => this.#deliver(job),
-      deliverMany: (jobs) => this.#sender.deliverMany(jobs, (job) => this.#stopped(job)),
+      deliver: (jobs) => this.#deliver(jobs),
       batchSize: () => this.#sender.batchSize,
       settle: (job, outcome) => this.#settle(job, outcome),
       spool: (jobs, why) => this.#spool.write(jobs, why),
@@ -143,8 +142,7 @@ export class SessionDelivery {
       options: this.#o,
       log: this.#log,
       spool: this.#spool,
-      deliver: (job) => this.#deliver(job),
-      deliverMany: (jobs) => this.#sender.deliverMany(jobs, (job) => this.#stopped(job)),
+      deliver: (jobs) => this.#deliver(jobs),
       batchSize: () => this.#sender.batchSize,
       background: this.#live,
       epoch: () => this.#epoch,
@@ -215,8 +213,9 @@ export class SessionDelivery {
 
   // ---- what became of an event ----
 
-  #deliver(job: Job): Promise<Delivered> {
-    return this.#sender.deliver(job, () => this.#stopped(job));
+  /** One call each, or shared calls where the tracker takes batches (the sender decides). */
+  #deliver(jobs: Job[]): Promise<Delivered[]> {
+    return this.#sender.deliverMany(jobs, (job) => this.#stopped(job));
   }
 
   /** The job is no longer ours to send: delivery stopped or is exiting, it was parked, or it was spooled. */

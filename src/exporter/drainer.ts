@@ -64,10 +64,8 @@ export interface DrainerOptions {
   options: DeliveryOptions;
   log: Logger;
   spool: SpoolAccess;
-  /** Sends one event (the sender, with the caller's idea of when to stop). */
-  deliver: (job: Job) => Promise<Delivered>;
-  /** Sends events of one component, each of another session, answering for each in order. */
-  deliverMany: (jobs: Job[]) => Promise<Delivered[]>;
+  /** Sends events of one component, each of another session (often just one), answering for each in order. */
+  deliver: (jobs: Job[]) => Promise<Delivered[]>;
   /** How many events one send may carry now (1 when the tracker takes one per call). */
   batchSize: () => number;
   /** Plans background passes (a live program); `spool drain` runs its one pass itself. */
@@ -270,11 +268,7 @@ export class Drainer {
 
   /** Sends rows taken together and books each; false when the pass should end (the tracker is not answering). */
   async #send(pass: Pass, group: Taken[]): Promise<boolean> {
-    const [only] = group;
-    const outcomes =
-      group.length === 1 && only !== undefined
-        ? [await this.#o.deliver(only.job)]
-        : await this.#o.deliverMany(group.map((taken) => taken.job));
+    const outcomes = await this.#o.deliver(group.map((taken) => taken.job));
     let goOn = true;
     group.forEach(({ row, job }, i) => {
       pass.done++;

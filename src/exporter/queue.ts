@@ -21,10 +21,8 @@ export interface SessionQueueOptions {
   concurrency: number;
   log: Logger;
   phase: () => Phase;
-  /** Sends one event. */
-  deliver: (job: Job) => Promise<Delivered>;
-  /** Sends events of one component, each of another session, answering for each in order. */
-  deliverMany: (jobs: Job[]) => Promise<Delivered[]>;
+  /** Sends events of one component, each of another session (often just one), answering for each in order. */
+  deliver: (jobs: Job[]) => Promise<Delivered[]>;
   /** How many events one send may carry now (1 when the tracker takes one per call). */
   batchSize: () => number;
   /** Books what became of a job taken off the queue (or of one parked while in flight that was acknowledged). */
@@ -141,14 +139,8 @@ export class SessionQueue {
     const most = this.#o.batchSize();
     if (ready.length <= free || most <= 1) return ready.slice(0, free).map((job) => [job]);
     const each = Math.min(most, Math.ceil(ready.length / free));
-    const byComponent = new Map<string, Job[]>();
-    for (const job of ready) {
-      const jobs = byComponent.get(job.session.component);
-      if (jobs) jobs.push(job);
-      else byComponent.set(job.session.component, [job]);
-    }
     const sends: Job[][] = [];
-    for (const jobs of byComponent.values()) {
+    for (const jobs of Map.groupBy(ready, (job) => job.session.component).values()) {
       for (let i = 0; i < jobs.length && sends.length < free; i += each) sends.push(jobs.slice(i, i + each));
     }
     return sends;
@@ -158,9 +150,7 @@ export class SessionQueue {
     this.#sends++;
     for (const job of jobs) this.#sending.add(job.session);
     try {
-      const [only] = jobs;
-      const outcomes =
-        jobs.length === 1 && only !== undefined ? [await this.#o.deliver(only)] : await this.#o.deliverMany(jobs);
+      const outcomes = await this.#o.deliver(jobs);
       for (const [i, job] of jobs.entries()) this.#settled(job, outcomes[i] as Delivered);
     } catch (error) {
       // Not expected (the sender sorts every failure); the events stay wherever they are, queue or spool.

@@ -41,11 +41,11 @@ import {
 } from "../semconv.ts";
 import { Breaker, type CircuitState } from "./breaker.ts";
 import {
+  acknowledged,
   answerFor,
   BATCH_EVENTS,
   byteBoundedCalls,
   eventArguments,
-  type ItemAnswer,
   settleItem,
   stoppedFailure,
 } from "./calls.ts";
@@ -161,7 +161,7 @@ export class Sender {
         }),
       );
       this.#delivered(job, started);
-      return { ok: true, ...(trackerSessionId !== undefined ? { trackerSessionId } : {}) };
+      return acknowledged(trackerSessionId);
     } catch (error) {
       return { ok: false, failure: this.#failed(job, classifyError(error), (performance.now() - started) / 1000) };
     } finally {
@@ -214,11 +214,10 @@ export class Sender {
           const again: Job[] = [];
           let transient: DeliveryFailure | undefined;
           pending.forEach((job, i) => {
-            const answer = answers[i] as ItemAnswer;
+            const answer = answers[i] as Delivered;
             if (answer.ok) {
               this.#delivered(job, started);
-              const { trackerSessionId } = answer;
-              outcomes.set(job, { ok: true, ...(trackerSessionId !== undefined ? { trackerSessionId } : {}) });
+              outcomes.set(job, answer);
             } else if (answer.failure.kind === "transient") {
               again.push(job);
               transient = answer.failure;
@@ -309,7 +308,7 @@ export class Sender {
    * per event. If the tracker no longer lists the tool (replaced since the
    * last connect), each event goes in its own call instead.
    */
-  async #sendBatch(jobs: Job[]): Promise<ItemAnswer[]> {
+  async #sendBatch(jobs: Job[]): Promise<Delivered[]> {
     const events = jobs.map(eventArguments);
     const { token, connection } = await this.#connect((jobs[0] as Job).session);
     if (!(await connection.supports(TOOL_NAMES.batch))) {

@@ -62,11 +62,11 @@ function fakeSender() {
     calls,
     batches,
     peak: () => peak,
-    deliverMany: (jobs: Job[]) => {
-      batches.push(jobs);
-      return Promise.all(jobs.map((job) => sender.deliver(job)));
+    deliver: (jobs: Job[]) => {
+      if (jobs.length > 1) batches.push(jobs);
+      return Promise.all(jobs.map((job) => sender.one(job)));
     },
-    deliver: (job: Job) =>
+    one: (job: Job) =>
       new Promise<Delivered>((resolve) => {
         inFlight++;
         peak = Math.max(peak, inFlight);
@@ -95,7 +95,6 @@ function queueWith(
     log,
     phase: () => phase,
     deliver: sender.deliver,
-    deliverMany: sender.deliverMany,
     batchSize: () => options.batchSize ?? 1,
     settle: (job, outcome) => settled.push({ job, outcome }),
     spool: (jobs, why) => spooled.push({ ids: jobs.map((j) => j.eventId), why }),
@@ -301,14 +300,14 @@ test("drainer: a session blocked by a failure keeps its order; others go on; an 
   const sent: string[] = [];
   const drainer = new Drainer({
     ...base,
-    deliver: async (job) => {
+    deliver: async ([job, ...more]) => {
+      assert.ok(job !== undefined && more.length === 0, "one event a call here");
       sent.push(`${job.session.component}:${job.kind}:${job.session.trackerSessionId ?? "-"}`);
       if (job.session.component === "a") {
-        return { ok: false, failure: new DeliveryFailure("transient", "econnrefused", "a is refused") };
+        return [{ ok: false, failure: new DeliveryFailure("transient", "econnrefused", "a is refused") }];
       }
-      return { ok: true, ...(job.kind === "start" ? { trackerSessionId: "sess_b" } : {}) };
+      return [{ ok: true, ...(job.kind === "start" ? { trackerSessionId: "sess_b" } : {}) }];
     },
-    deliverMany: () => assert.fail("one event a call here"),
     batchSize: () => 1,
   });
   const summary = await drainer.drain({ now: true });
@@ -340,11 +339,7 @@ test("drainer: where calls carry several events, a component's rows go together,
   const describe = (job: Job) => `${job.kind}:${job.session.trackerSessionId ?? "-"}`;
   const drainer = new Drainer({
     ...base,
-    deliver: async (job) => {
-      sends.push([describe(job)]);
-      return answer(job);
-    },
-    deliverMany: async (jobs) => {
+    deliver: async (jobs) => {
       sends.push(jobs.map(describe));
       return jobs.map(answer);
     },
