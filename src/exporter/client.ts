@@ -39,26 +39,20 @@ async function loadClientSdk(): Promise<ClientSdk> {
 }
 
 /**
- * The SDK's own validator of tool results (Ajv), compiling each output schema
- * when a result of that tool is first checked. The client compiles the
- * schema of every tool the tracker lists at its first call, which generates
- * code for all of them in one go (about 40 ms on the event loop of the
- * instrumented program, just after its first prompt); we call three.
+ * Tool results are checked against the output schemas the tracker lists with
+ * the SDK's interpreting validator (the one it offers for runtimes without
+ * code generation) rather than its Ajv one: Ajv compiles each schema to code
+ * at the first call, 27 to 40 ms on the event loop of the instrumented
+ * program just after its first prompt, and keeps about 5 MiB of compiled
+ * code and its own module for the three tools we call. The exporter checks a
+ * few results a second at most; interpreting the schema costs microseconds
+ * each.
  */
 let resultValidator: jsonSchemaValidator | undefined;
-async function lazyResultValidator(): Promise<jsonSchemaValidator> {
+async function schemaValidator(): Promise<jsonSchemaValidator> {
   if (!resultValidator) {
-    const { AjvJsonSchemaValidator } = await import("@modelcontextprotocol/client/validators/ajv");
-    const ajv = new AjvJsonSchemaValidator();
-    resultValidator = {
-      getValidator<T>(schema: Parameters<jsonSchemaValidator["getValidator"]>[0]) {
-        let compiled: ReturnType<typeof ajv.getValidator<T>> | undefined;
-        return (input: unknown) => {
-          compiled ??= ajv.getValidator<T>(schema);
-          return compiled(input);
-        };
-      },
-    };
+    const { CfWorkerJsonSchemaValidator } = await import("@modelcontextprotocol/client/validators/cf-worker");
+    resultValidator = new CfWorkerJsonSchemaValidator();
   }
   return resultValidator;
 }
@@ -306,7 +300,7 @@ export class McpConnection {
     const stdio = this.#options.transport.kind === "stdio";
     const client = new sdk.Client(CLIENT_INFO, {
       capabilities: {},
-      jsonSchemaValidator: await lazyResultValidator(),
+      jsonSchemaValidator: await schemaValidator(),
       versionNegotiation: {
         mode: "auto",
         // Over stdio a silent probe means a handshake-era server: leave time within our deadline for the handshake.

@@ -25,8 +25,9 @@ import { isDeliveryOff } from "../journal/switch.ts";
 /** What the instrumentation itself needs, whatever the configuration. */
 const INSTRUMENTATION = [
   "@opentelemetry/api",
-  "@opentelemetry/core",
+  // Before core, which imports it: core alone is then a smaller step.
   "@opentelemetry/semantic-conventions",
+  "@opentelemetry/core",
   "@opentelemetry/instrumentation",
 ];
 
@@ -71,7 +72,7 @@ const DELIVERY = [
   "../exporter/index.ts",
   "@modelcontextprotocol/core",
   "@modelcontextprotocol/client",
-  "@modelcontextprotocol/client/validators/ajv",
+  "@modelcontextprotocol/client/validators/cf-worker",
 ];
 
 /** Shells have been opened in this process, and every one of them has ended. */
