@@ -4,23 +4,19 @@
  * Node links and evaluates an import graph in one synchronous run: importing
  * the SDK and the exporter at once held the event loop for 0.5 to 0.9 s just
  * after the first prompt, so the first command typed there waited that long
- * for its answer. Importing the same packages one module per turn of the
- * event loop, each after the modules it imports, gives the loop back between
- * them: keystrokes, timers and the program's own I/O run in the gaps, and
- * the longest hold is the largest single module (or CommonJS package, whose
- * `require` tree loads at once) rather than the sum. The order is planned by
- * module-steps.ts over the graph as Node resolves it (module-imports.ts), in
- * a process of its own (module-plan.ts); the instrumentation's few packages,
- * needed first, and everything when there is no plan, go one package a turn.
+ * for its answer. Importing the same packages one per turn of the event loop,
+ * dependencies first, gives the loop back between them (each import then
+ * evaluates only what the earlier ones have not): keystrokes, timers and the
+ * program's own I/O run in the gaps, and the longest hold is the largest
+ * single package rather than the sum.
  *
  * The steps are a warm-up, not the loading itself: the imports that follow
  * (sdk.ts and what it loads) find these modules evaluated. A step that fails
  * (a package this install does not have, or does not hoist where we can
- * resolve it) is skipped; the real import reports any problem. The packages
- * named below are resolved from here, as npm hoists them (where an install
- * nests another version, a step loads a copy nothing uses, which costs time
- * but changes nothing); what they import, as Node resolves it from each
- * importing module.
+ * resolve it) is skipped; the real import reports any problem. Packages we do
+ * not depend on directly are resolved from here as npm hoists them; where an
+ * install nests another version, the step loads a copy nothing uses, which
+ * costs time but changes nothing.
  */
 import { sdkDisabled } from "../instrumentation/exit-paths.ts";
 import { registry } from "../instrumentation/registry.ts";
@@ -100,100 +96,15 @@ function nextTurn(): Promise<void> {
   });
 }
 
-/** How long the plan is waited for before each package is loaded as one step. */
-const PLAN_TIMEOUT_MS = 10_000;
-
-/** Which modules to import, one per step, for each specifier (see {@link planSteps}). */
-export type Plan = ReadonlyMap<string, readonly string[]>;
-
-/**
- * The steps for each of `specifiers` (as {@link importInSlices} takes them),
- * planned by module-plan.ts in a process of its own, which also resolves
- * them; undefined when that fails (no process can be started here, it
- * fails, or it takes longer than {@link PLAN_TIMEOUT_MS}). The process runs
- * at the lowest priority, without NODE_OPTIONS (it must not load this
- * package again through an `--import` there); it and its pipe never keep
- * this one alive, the wait for it only as the steps do.
- */
-export async function planSteps(specifiers: readonly string[]): Promise<Plan | undefined> {
-  const [{ spawn }, { fileURLToPath }, { setPriority }] = await Promise.all([
-    import("node:child_process"),
-    import("node:url"),
-    import("node:os"),
-  ]);
-  const { NODE_OPTIONS: _ignored, ...env } = process.env;
-  const args = [import.meta.url, ...specifiers.map(ownModule)];
-  const planned = new Promise<Plan | undefined>((resolve) => {
-    let output = "";
-    let child: ReturnType<typeof spawn>;
-    try {
-      child = spawn(process.execPath, [fileURLToPath(new URL(`./module-plan${extension}`, import.meta.url)), ...args], {
-        stdio: ["ignore", "pipe", "ignore"],
-        env,
-        windowsHide: true,
-      });
-    } catch {
-      resolve(undefined);
-      return;
-    }
-    try {
-      // Background work: the shell, and the program around it, come first on a busy machine.
-      if (child.pid !== undefined) setPriority(child.pid, 19);
-    } catch {
-      // Not allowed here: it runs at the program's priority.
-    }
-    const timer = setTimeout(() => child.kill(), PLAN_TIMEOUT_MS);
-    timer.unref();
-    child.unref();
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      output += chunk;
-    });
-    (child.stdout as { unref?: () => void } | null)?.unref?.();
-    child.on("error", () => resolve(undefined));
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      try {
-        const plans = JSON.parse(output) as unknown;
-        const valid =
-          code === 0 &&
-          Array.isArray(plans) &&
-          plans.length === specifiers.length &&
-          plans.every((steps) => Array.isArray(steps) && steps.every((step) => typeof step === "string"));
-        resolve(valid ? new Map(specifiers.map((specifier, i) => [specifier, plans[i] as string[]])) : undefined);
-      } catch {
-        resolve(undefined);
-      }
-    });
-  });
-  // The wait holds the process as the steps do (see nextTurn): while no shell has opened yet or one still runs.
-  const hold = setInterval(() => {
-    if (everyShellEnded()) hold.unref();
-  }, 25);
-  if (everyShellEnded()) hold.unref();
-  return planned.finally(() => clearInterval(hold));
-}
-
-/** Our own modules are named by their source path (the build turns .ts into .js); anything else as it is. */
-function ownModule(specifier: string): string {
-  return specifier.startsWith(".") ? new URL(specifier.replace(/\.ts$/, extension), import.meta.url).href : specifier;
-}
-
-/**
- * Imports `specifiers` (package names, resolved from here; file URLs; or our
- * own modules by their source path) in order, one module per turn of the
- * event loop as `plan` has them, each as one step where it has none;
- * failures are skipped.
- */
-export async function importInSlices(specifiers: readonly string[], plan?: Plan): Promise<void> {
+/** Imports `specifiers` in order, one per turn of the event loop; failures are skipped. */
+export async function importInSlices(specifiers: readonly string[]): Promise<void> {
   for (const specifier of specifiers) {
-    for (const step of plan?.get(specifier) ?? [ownModule(specifier)]) {
-      await nextTurn();
-      try {
-        await import(step);
-      } catch {
-        // Skipped: see the comment at the top.
-      }
+    await nextTurn();
+    try {
+      // Our own modules are named by their source path; the build turns .ts into .js.
+      await import(specifier.startsWith(".") ? specifier.replace(/\.ts$/, extension) : specifier);
+    } catch {
+      // Skipped: see the comment at the top.
     }
   }
   await nextTurn();
@@ -208,11 +119,9 @@ const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
  * delivery is on.
  */
 export async function warmUp(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  // Without a plan: these come first, and starting the plan's process at once held up the prompt's first answer.
   await importInSlices(INSTRUMENTATION);
   // Asked once the API is loaded: this module itself loads nothing of OpenTelemetry before the first turn.
   const { globalTracerProviderRegistered } = await import("./global-sdk.ts");
   const ownSdk = !sdkDisabled(env) && !globalTracerProviderRegistered();
-  const rest = [...(ownSdk ? NODE_SDK : []), ...(isDeliveryOff(env.SHELL_SESSIONS_DELIVERY) ? [] : DELIVERY)];
-  await importInSlices(rest, await planSteps(rest));
+  await importInSlices([...(ownSdk ? NODE_SDK : []), ...(isDeliveryOff(env.SHELL_SESSIONS_DELIVERY) ? [] : DELIVERY)]);
 }
