@@ -43,10 +43,9 @@ async function loadClientSdk(): Promise<ClientSdk> {
  * the SDK's interpreting validator (the one it offers for runtimes without
  * code generation) rather than its Ajv one: Ajv compiles each schema to code
  * at the first call, 27 to 40 ms on the event loop of the instrumented
- * program just after its first prompt, and keeps about 5 MiB of compiled
- * code and its own module for the three tools we call. The exporter checks a
- * few results a second at most; interpreting the schema costs microseconds
- * each.
+ * program just after its first prompt, and keeps the compiled code (put at
+ * about 5 MiB) for the three tools we call. The exporter checks a few
+ * results a second at most; interpreting the schema costs microseconds each.
  */
 let resultValidator: jsonSchemaValidator | undefined;
 async function schemaValidator(): Promise<jsonSchemaValidator> {
